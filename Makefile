@@ -1,0 +1,46 @@
+# insurance_pipeline — every command a user or CI needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/.dagster
+
+.PHONY: help install run test ui bench clean-cache clean lint
+
+help:  ## list the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+install: $(STAMP)  ## create .venv if missing and install the pinned stack (idempotent)
+
+# Reinstall only when what we install from changes.
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24,<27"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[pipeline,dev]"
+	@touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $@
+
+run: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every training asset (default budget)
+	$(PY) -m insurance_pipeline.cli run $(ARGS)
+
+test: install  ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install  ## ruff
+	$(VENV)/bin/ruff check insurance_pipeline insurance_pipeline_tests benchmarks
+
+ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on http://127.0.0.1:3000
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+bench: install  ## cold/warm `make run` timings and holdout metrics (writes README)
+	$(PY) benchmarks/bench_pipeline.py --update-readme
+
+clean-cache: install  ## prune the step cache (CACHE_MAX_BYTES / CACHE_MAX_AGE_DAYS keep some)
+	$(PY) -m insurance_pipeline.cli clean-cache $(if $(CACHE_MAX_BYTES),--max-bytes $(CACHE_MAX_BYTES)) $(if $(CACHE_MAX_AGE_DAYS),--max-age-days $(CACHE_MAX_AGE_DAYS))
+
+clean:  ## remove local state (instance, MLflow store, cache, artifacts); keeps .venv
+	rm -rf .dagster .mlflow .cache .artifacts

@@ -1,0 +1,40 @@
+"""Run the real training job against the real instance in DAGSTER_HOME and read results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dagster import DagsterInstance
+
+from insurance_pipeline.definitions import defs
+from insurance_pipeline.resources import MlflowResource
+
+
+def materialize(run_config: dict[str, Any]):
+    job = defs.resolve_job_def("training")
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            run_config=run_config, instance=instance, raise_on_error=False
+        )
+
+
+def metadata_by_asset(result) -> dict[str, dict[str, Any]]:
+    found = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            found[mat.asset_key.to_user_string()] = {
+                k: getattr(v, "value", v) for k, v in mat.metadata.items()
+            }
+    return found
+
+
+def registry_state() -> tuple[list[int], int | None]:
+    """(all version numbers, champion version) of the registered model."""
+    mlflow = MlflowResource()
+    client = mlflow.client()
+    versions = sorted(
+        int(v.version) for v in client.search_model_versions(f"name = '{mlflow.model_name}'")
+    )
+    champion = mlflow.alias_version("champion")
+    return versions, int(champion.version) if champion else None

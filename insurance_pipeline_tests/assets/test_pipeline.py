@@ -1,0 +1,117 @@
+"""The whole graph, materialized for real (tiny TPOT budget), then the cache at work."""
+
+from pathlib import Path
+
+import pytest
+
+from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.modeling import search
+from insurance_pipeline.resources import MlflowResource
+from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
+from insurance_pipeline_tests.conftest import tiny_run_config
+
+ASSETS = [
+    "raw_insurance_data",
+    "insurance_data_profile",
+    "train_test_split",
+    "feature_transformer",
+    "tpot_pipeline",
+    "trained_model",
+    "validation_metrics",
+    "validation_report",
+    "registered_model",
+]
+CACHED = ASSETS[:-1]
+FLOOR = {"validation_metrics": {"r2_floor": 0.5}}  # this test is about caching, not the gate
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace):
+    result = materialize(tiny_run_config(**FLOOR))
+    assert result.success
+    return metadata_by_asset(result), result
+
+
+@pytest.fixture
+def search_calls(monkeypatch):
+    calls = []
+    real = search.run_search
+
+    def counting_run_search(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "run_search", counting_run_search)
+    return calls
+
+
+def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspace):
+    meta, result = first_run
+    assert list(meta) == ASSETS
+    assert all(meta[a]["cache"] == "miss" for a in CACHED)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert len(result.get_asset_check_evaluations()) == 4
+
+    assert meta["raw_insurance_data"]["sha256"] == file_sha256(workspace.csv)
+    assert meta["raw_insurance_data"]["rows"] == 1338
+    profile = Path(meta["insurance_data_profile"]["file"])
+    assert profile.is_file() and "ydata" in profile.read_text().lower()
+    assert meta["insurance_data_profile"]["duplicate_rows"] == 1
+    split = meta["train_test_split"]
+    assert (split["train_rows"], split["test_rows"], split["duplicates_dropped"]) == (1069, 268, 1)
+    assert meta["feature_transformer"]["n_features"] == 33
+    assert len(meta["feature_transformer"]["feature_names"]) == 33
+    assert meta["tpot_pipeline"]["pipeline"].split("(")[0] in {
+        "GradientBoostingRegressor",
+        "LGBMRegressor",
+        "XGBRegressor",
+    }
+    assert meta["tpot_pipeline"]["cv_score_neg_mse"] < 0
+
+    model = meta["trained_model"]
+    assert file_sha256(model["file"]) == model["sha256"]
+    metrics = meta["validation_metrics"]
+    assert 0.5 < metrics["r2"] <= 1 and metrics["test_rows"] == 268
+    assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5, rel=1e-3)
+    report = Path(meta["validation_report"]["file"]).read_text()
+    assert report.count("data:image/png;base64,") == 2 and "r2" in report
+    assert "![residuals](data:image/png;base64," in meta["validation_report"]["plots"]
+
+    registered = meta["registered_model"]
+    assert (registered["version"], registered["alias"], registered["new_version"]) == (
+        1,
+        "champion",
+        True,
+    )
+    assert registry_state() == ([1], 1)
+
+    # the MLflow run carries params, tags and metrics
+    run = MlflowResource().client().get_run(model["mlflow_run_id"])
+    assert run.data.tags["data_sha256"] == file_sha256(workspace.csv)
+    assert run.data.tags["model_file_sha256"] == model["sha256"]
+    assert run.data.params["split_seed"] == "42"
+    assert "lib.scikit-learn" in run.data.params
+    assert run.data.metrics["holdout_r2"] == pytest.approx(metrics["r2"], abs=1e-4)
+
+
+def test_second_run_is_all_cache_hits_without_search_or_new_version(first_run, search_calls):
+    meta, _ = first_run
+    again = metadata_by_asset(materialize(tiny_run_config(**FLOOR)))
+    assert {a: again[a]["cache"] for a in CACHED} == {a: "hit" for a in CACHED}
+    assert search_calls == []
+    assert again["trained_model"]["model_key"] == meta["trained_model"]["model_key"]
+    assert again["registered_model"]["version"] == 1
+    assert again["registered_model"]["new_version"] is False
+    assert registry_state() == ([1], 1)
+
+
+def test_new_seed_misses_the_split_and_downstream_while_the_profile_hits(first_run, search_calls):
+    result = materialize(tiny_run_config(train_test_split={"seed": 7}, **FLOOR))
+    assert result.success
+    meta = metadata_by_asset(result)
+    assert meta["raw_insurance_data"]["cache"] == "hit"
+    assert meta["insurance_data_profile"]["cache"] == "hit"
+    for asset in CACHED[2:]:
+        assert meta[asset]["cache"] == "miss", asset
+    assert search_calls == [1]
+    assert registry_state() == ([1, 2], 2)

@@ -1,0 +1,72 @@
+"""Shared fixtures: an isolated state dir (Dagster home, MLflow store, cache, artifacts) per
+test module, the shipped data, and the tiny TPOT budget that keeps the suite fast."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from insurance_pipeline.data.contract import read_insurance_csv, to_typed_frame
+from insurance_pipeline.settings import DEFAULT_ROOT, get_settings
+
+SHIPPED_CSV = DEFAULT_ROOT / "data" / "insurance.csv"
+
+# Seconds, not minutes: one generation of four pipelines on 2-fold CV.
+TINY_SEARCH = {"generations": 1, "population_size": 4, "cv": 2, "n_jobs": 1}
+
+
+def tiny_run_config(**ops_config) -> dict:
+    ops = {"tpot_pipeline": {"config": dict(TINY_SEARCH)}}
+    for op, config in ops_config.items():
+        ops.setdefault(op, {"config": {}})["config"].update(config)
+    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@dataclass
+class Workspace:
+    root: Path
+    dagster_home: Path
+    csv: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            "DAGSTER_HOME": str(self.dagster_home),
+            "INSURANCE_STATE_DIR": str(self.root),
+            "INSURANCE_DATA_PATH": str(self.csv),
+        }
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Iterator[Workspace]:
+    """A fresh state dir with its own Dagster home and a copy of the CSV, set in os.environ
+    for the module (the settings object is re-read)."""
+    root = tmp_path_factory.mktemp("state")
+    home = root / "dagster_home"
+    home.mkdir()
+    shutil.copy(DEFAULT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    csv = root / "insurance.csv"
+    shutil.copy(SHIPPED_CSV, csv)
+    ws = Workspace(root=root, dagster_home=home, csv=csv)
+    saved = {k: os.environ.get(k) for k in ws.env()}
+    os.environ.update(ws.env())
+    get_settings.cache_clear()
+    try:
+        yield ws
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def insurance_frame() -> pd.DataFrame:
+    return to_typed_frame(read_insurance_csv(SHIPPED_CSV))

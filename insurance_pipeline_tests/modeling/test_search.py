@@ -1,0 +1,34 @@
+import pytest
+
+from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.data.split import split_rows
+from insurance_pipeline.features.transformer import fit_feature_transformer
+from insurance_pipeline.modeling.search import SearchBudget, run_search
+from insurance_pipeline_tests.conftest import TINY_SEARCH
+
+
+def test_budget_is_validated():
+    with pytest.raises(ValueError, match="search_space"):
+        SearchBudget(search_space="everything")
+    with pytest.raises(ValueError, match="'cv'"):
+        SearchBudget(cv=1)
+
+
+@pytest.fixture(scope="module")
+def training_data(insurance_frame):
+    split = split_rows(insurance_frame, seed=42, test_fraction=0.2)
+    transformer = fit_feature_transformer(split.train[list(FEATURE_COLUMNS)])
+    return transformer.transform(split.train[list(FEATURE_COLUMNS)]), split.train[TARGET_COLUMN]
+
+
+def test_same_seed_and_generation_budget_choose_the_same_pipeline(training_data):
+    X, y = training_data
+    budget = SearchBudget(**TINY_SEARCH, random_state=7)
+    progress: list[str] = []
+    first = run_search(X, y, budget, progress=progress.append)
+    second = run_search(X, y, budget, progress=lambda line: None)
+    assert first.description == second.description
+    assert first.cv_score == pytest.approx(second.cv_score)
+    assert first.cv_score < 0  # negative MSE
+    assert any(line.startswith("Generation") for line in progress), progress
+    assert first.pipeline.predict(X[:5]).shape == (5,)
