@@ -39,6 +39,9 @@ class Workspace:
             "DAGSTER_HOME": str(self.dagster_home),
             "INSURANCE_STATE_DIR": str(self.root),
             "INSURANCE_DATA_PATH": str(self.csv),
+            # Explicit: mlflow.set_tracking_uri() exports this variable process-wide.
+            "MLFLOW_TRACKING_URI": f"sqlite:///{self.root / '.mlflow' / 'mlflow.db'}",
+            "MLFLOW_REGISTRY_URI": f"sqlite:///{self.root / '.mlflow' / 'mlflow.db'}",
         }
 
 

@@ -1,0 +1,66 @@
+"""The code location loads and has the graph the product describes."""
+
+from dagster import AssetKey
+
+from insurance_pipeline.definitions import defs
+
+EDGES = {
+    "raw_insurance_data": {"insurance_csv"},
+    "insurance_data_profile": {"raw_insurance_data"},
+    "train_test_split": {"raw_insurance_data"},
+    "feature_transformer": {"train_test_split"},
+    "tpot_pipeline": {"train_test_split", "feature_transformer"},
+    "trained_model": {"train_test_split", "feature_transformer", "tpot_pipeline"},
+    "validation_metrics": {"train_test_split", "trained_model"},
+    "validation_report": {"train_test_split", "trained_model", "validation_metrics"},
+    "registered_model": {"trained_model", "validation_metrics", "validation_report"},
+}
+
+
+def test_asset_graph_edges():
+    graph = defs.resolve_asset_graph()
+    for asset, parents in EDGES.items():
+        found = {k.to_user_string() for k in graph.get(AssetKey(asset)).parent_keys}
+        assert found == parents, asset
+
+
+def test_blocking_checks_and_code_versions():
+    graph = defs.resolve_asset_graph()
+    checks = {key.name: graph.get(key).blocking for key in graph.asset_check_keys}
+    assert checks == {
+        "raw_insurance_data_contract": True,
+        "r2_above_floor": True,
+        "predictions_finite": True,
+        "test_rows_as_expected": True,
+    }
+    for asset in EDGES:
+        assert graph.get(AssetKey(asset)).code_version, asset
+
+
+def test_serving_modules_do_not_need_the_training_stack():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import insurance_pipeline.features.numpy_dfs, insurance_pipeline.settings\n"
+        "heavy = {'dagster', 'tpot', 'featuretools', 'mlflow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_dagster_cli_validates_the_code_location():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dagster = Path(sys.executable).parent / "dagster"
+    proc = subprocess.run(
+        [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
