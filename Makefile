@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench clean-cache clean lint
+.PHONY: help install run test ui bench clean-cache clean lint serve contract serving-venv
+SERVING_VENV ?= .venv-serving
 
 help:  ## list the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -36,8 +37,26 @@ lint: install  ## ruff
 ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
-bench: install  ## cold/warm `make run` timings and holdout metrics (writes README)
+bench: install serving-venv $(DAGSTER_HOME)/dagster.yaml  ## pipeline + service benchmarks (writes README)
 	$(PY) benchmarks/bench_pipeline.py --update-readme
+	$(PY) -m insurance_pipeline.cli run --log-level WARNING
+	$(PY) -m insurance_pipeline.cli export-champion
+	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
+		--artifact-dir $$($(PY) -c 'from insurance_pipeline.settings import get_settings as g; print(g().serving_artifact_dir)')
+
+serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base deps only, as in the image)
+
+$(SERVING_VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(SERVING_VENV)/bin/python || $(PYTHON) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/python -m pip install --quiet -c constraints.txt -e .
+	@touch $@
+
+serve: install  ## serve the `champion` model on 127.0.0.1:8000 (SERVICE_HOST/SERVICE_PORT)
+	$(PY) -m insurance_pipeline.cli export-champion
+	$(PY) -m insurance_pipeline.serving
+
+contract: install  ## regenerate service_contract.yaml from the app
+	$(PY) -m insurance_pipeline.serving.contract
 
 clean-cache: install  ## prune the step cache (CACHE_MAX_BYTES / CACHE_MAX_AGE_DAYS keep some)
 	$(PY) -m insurance_pipeline.cli clean-cache $(if $(CACHE_MAX_BYTES),--max-bytes $(CACHE_MAX_BYTES)) $(if $(CACHE_MAX_AGE_DAYS),--max-age-days $(CACHE_MAX_AGE_DAYS))

@@ -116,7 +116,26 @@ def clean_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def export_champion(args: argparse.Namespace) -> int:
+    """Resolve the alias in the registry and put its serving artifact where the service
+    reads it (the service itself never talks to MLflow)."""
+    from pathlib import Path
+
+    from insurance_pipeline.resources import MlflowResource
+    from insurance_pipeline.settings import get_settings
+
+    dest = Path(args.dest) if args.dest else get_settings().serving_artifact_dir
+    try:
+        version, folder = MlflowResource().download_serving_artifact(args.alias, dest)
+    except (LookupError, ValueError) as error:
+        print(f"export-champion: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.alias}: version {version} -> {folder}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = argparse.ArgumentParser(prog="insurance_pipeline", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_run = sub.add_parser("run", help="materialize every training asset")
@@ -132,8 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     p_clean = sub.add_parser("clean-cache", help="prune the step cache (everything by default)")
     p_clean.add_argument("--max-bytes", type=int, help="keep the most recently used entries")
     p_clean.add_argument("--max-age-days", type=float, help="drop entries older than this")
+    p_export = sub.add_parser("export-champion", help="fetch the served version's artifact")
+    p_export.add_argument("--alias", default="champion")
+    p_export.add_argument("--dest", help="default SERVING_ARTIFACT_DIR")
     args = parser.parse_args(argv)
-    return run(args) if args.command == "run" else clean_cache(args)
+    commands = {"run": run, "clean-cache": clean_cache, "export-champion": export_champion}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

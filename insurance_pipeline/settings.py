@@ -34,6 +34,12 @@ class Settings:
     mlflow_experiment: str
     model_name: str = MODEL_NAME
     retrain_cron: str = "0 3 * * 1"
+    # The model service (reads only the serving artifact folder):
+    serving_artifact_dir: Path = Path(".artifacts/serving/champion")
+    service_host: str = "127.0.0.1"
+    service_port: int = 8000
+    app_name: str = "insurance-charges-model"
+    log_level: str = "INFO"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +56,13 @@ class Settings:
             mlflow_registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or tracking,
             mlflow_experiment=os.environ.get("MLFLOW_EXPERIMENT_NAME", "insurance_charges"),
             retrain_cron=os.environ.get("INSURANCE_RETRAIN_CRON", "0 3 * * 1"),
+            serving_artifact_dir=_env_path(
+                "SERVING_ARTIFACT_DIR", state / ".artifacts" / "serving" / "champion"
+            ),
+            service_host=os.environ.get("SERVICE_HOST", "127.0.0.1"),
+            service_port=int(os.environ.get("SERVICE_PORT", "8000")),
+            app_name=os.environ.get("APP_NAME", "insurance-charges-model"),
+            log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         )
 
     @property

@@ -43,7 +43,13 @@ class NumpyDeepFeatureSynthesis(BaseEstimator, TransformerMixin):
         return self
 
     def transform(self, X) -> np.ndarray:
-        columns = _columns_as_float(X, self.input_columns)
+        return self._compute(_columns_as_float(X, self.input_columns))
+
+    def transform_array(self, values: np.ndarray) -> np.ndarray:
+        """`values`: float array whose columns are `input_columns`, in order (serving path)."""
+        return self._compute({name: values[:, i] for i, name in enumerate(self.input_columns)})
+
+    def _compute(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         out = np.empty((columns[self.input_columns[0]].shape[0], len(self.feature_spec)))
         with np.errstate(divide="ignore", invalid="ignore"):
             for j, (primitive, inputs) in enumerate(self.feature_spec):

@@ -14,6 +14,8 @@ from insurance_pipeline.settings import get_settings
 
 MODEL_KEY_TAG = "model_key"
 MODEL_SHA_TAG = "model_file_sha256"
+SERVING_SHA_TAG = "serving_sha256"
+SERVING_ARTIFACT_PATH = "serving"
 
 
 class MlflowResource(ConfigurableResource):
@@ -140,6 +142,40 @@ class MlflowResource(ConfigurableResource):
             model_uri, self.model_name, tags={**tags, MODEL_KEY_TAG: model_key}
         )
         return version, True
+
+    def set_version_tag(self, version: str | int, key: str, value: str) -> None:
+        self.client().set_model_version_tag(self.model_name, str(version), key, value)
+
+    def download_serving_artifact(self, alias: str, dest: Path) -> tuple[int, Path]:
+        """Fetch the serving artifact of the version behind `alias` into `dest` and check it
+        against the sha256 recorded on the version at registration."""
+        version = self.alias_version(alias)
+        if version is None:
+            raise LookupError(
+                f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
+            )
+        pinned = version.tags.get(SERVING_SHA_TAG)
+        if not pinned:
+            raise LookupError(f"version {version.version} has no exported serving artifact")
+        import tempfile
+
+        dest.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        local = Path(
+            self.client().download_artifacts(version.run_id, SERVING_ARTIFACT_PATH, str(staging))
+        )
+        actual = file_sha256(local / "model.joblib")
+        if actual != pinned:
+            raise ValueError(
+                f"downloaded model.joblib has sha256 {actual}; version {version.version} pins "
+                f"{pinned}"
+            )
+        for name in ("model.joblib", "manifest.json"):
+            (local / name).replace(dest / name)
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        return int(version.version), dest
 
     def alias_version(self, alias: str):
         from mlflow.exceptions import MlflowException

@@ -28,7 +28,9 @@ class Manifest:
     sha256: str
     model_file: str = MODEL_FILE
     display_name: str = "Insurance charges model"
-    description: str = "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
+    description: str = (
+        "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
+    )
     feature_spec: list = field(default_factory=list)
     library_versions: dict[str, str] = field(default_factory=dict)
     model_key: str = ""

@@ -115,3 +115,29 @@ def test_new_seed_misses_the_split_and_downstream_while_the_profile_hits(first_r
         assert meta[asset]["cache"] == "miss", asset
     assert search_calls == [1]
     assert registry_state() == ([1, 2], 2)
+
+
+def test_champion_serving_artifact_is_plain_pinned_and_equivalent(first_run, tmp_path):
+    import joblib
+    import numpy as np
+
+    from insurance_pipeline.data.contract import FEATURE_COLUMNS, read_insurance_csv, to_typed_frame
+    from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
+    from insurance_pipeline.serving.artifact import load_artifact
+
+    meta, _ = first_run
+    mlflow = MlflowResource()
+    version, folder = mlflow.download_serving_artifact("champion", tmp_path / "served")
+    assert version == registry_state()[1]
+    served, manifest = load_artifact(folder)
+    assert manifest.version == version and manifest.model_name == "insurance_charges_model"
+    assert manifest.sha256 == mlflow.alias_version("champion").tags[SERVING_SHA_TAG]
+    assert len(manifest.feature_spec) == 30
+    rows = to_typed_frame(read_insurance_csv(Path(meta["raw_insurance_data"]["file"])))
+    X = rows[list(FEATURE_COLUMNS)]
+    # Compare with the champion's own trained pipeline, as logged to its MLflow run.
+    run_id = mlflow.alias_version("champion").run_id
+    trained = joblib.load(
+        mlflow.client().download_artifacts(run_id, "joblib/model.joblib", str(tmp_path))
+    )
+    np.testing.assert_allclose(served.predict(X), trained.predict(X), rtol=0, atol=1e-9)

@@ -1,0 +1,1 @@
+"""Thin Dagster assets: load inputs, call pure code, attach metadata."""

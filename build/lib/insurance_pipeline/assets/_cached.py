@@ -1,0 +1,80 @@
+"""Glue between Dagster assets and the content-keyed step cache."""
+
+import hashlib
+import importlib
+import inspect
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from dagster import AssetExecutionContext, AssetKey, DataVersion, asset
+
+from insurance_pipeline.cache.store import CachedResult, step_cache_key
+
+DATA_VERSION_TAG = "dagster/data_version"
+
+
+def source_version(*objects: Any) -> str:
+    """A code version from source text: functions and modules the step's result depends on."""
+    digest = hashlib.sha256()
+    for obj in objects:
+        target = importlib.import_module(obj) if isinstance(obj, str) else obj
+        digest.update(inspect.getsource(target).encode())
+    return digest.hexdigest()[:16]
+
+
+def versioned_asset(*depends_on: Any, **asset_kwargs):
+    """`@asset` whose code_version hashes the function's own source plus `depends_on`
+    (module names or objects), so editing the step's code makes exactly it and its
+    downstream miss the cache and show as stale."""
+
+    def decorate(fn: Callable):
+        return asset(code_version=source_version(fn, *depends_on), **asset_kwargs)(fn)
+
+    return decorate
+
+
+def latest_data_version(context: AssetExecutionContext, key: AssetKey) -> str:
+    record = context.instance.get_latest_data_version_record(key)
+    if record is None:
+        raise RuntimeError(f"upstream asset {key.to_user_string()} has no recorded data version")
+    event = record.event_log_entry.asset_materialization or record.event_log_entry.asset_observation
+    return event.tags.get(DATA_VERSION_TAG, "")
+
+
+def upstream_data_versions(context: AssetExecutionContext) -> dict[str, str]:
+    deps = context.assets_def.asset_deps[context.asset_key]
+    return {k.to_user_string(): latest_data_version(context, k) for k in sorted(deps)}
+
+
+def run_cached(
+    context: AssetExecutionContext,
+    store,
+    compute: Callable[[], Any],
+    *,
+    config: dict[str, Any] | None = None,
+    libraries: Iterable[str] = (),
+    upstream_versions: dict[str, str] | None = None,
+) -> CachedResult:
+    """Look the step up by its key; compute and store it on a miss. `upstream_versions`
+    replaces the recorded upstream data versions (the raw step hashes its file itself)."""
+    step = context.asset_key.to_user_string()
+    key = step_cache_key(
+        step,
+        code_version=context.assets_def.code_versions_by_key[context.asset_key] or "",
+        upstream_versions=upstream_versions
+        if upstream_versions is not None
+        else upstream_data_versions(context),
+        config=config or {},
+        libraries=libraries,
+    )
+    result = store.get_or_compute(step, key, compute)
+    context.log.info(f"cache: {'hit' if result.hit else 'miss'} for {step} (key {key})")
+    return result
+
+
+def cache_metadata(result: CachedResult) -> dict[str, Any]:
+    return {"cache": "hit" if result.hit else "miss", "cache_key": result.key}
+
+
+def data_version(result: CachedResult) -> DataVersion:
+    return DataVersion(result.data_version)

@@ -1,0 +1,189 @@
+"""Raw data, its profile and the train/test split."""
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetExecutionContext,
+    Config,
+    DataVersion,
+    MetadataValue,
+    Output,
+    asset_check,
+    observable_source_asset,
+)
+from pydantic import Field
+
+from insurance_pipeline.assets._cached import (
+    cache_metadata,
+    data_version,
+    run_cached,
+    versioned_asset,
+)
+from insurance_pipeline.data.contract import (
+    contract_violations,
+    read_insurance_csv,
+    to_typed_frame,
+)
+from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.data.split import Split, split_rows
+from insurance_pipeline.resources import InsuranceDataResource, StepCacheResource
+
+GROUP = "training"
+
+
+@observable_source_asset(group_name=GROUP, description="The insurance CSV file; version = sha256.")
+def insurance_csv(data: InsuranceDataResource) -> DataVersion:
+    return DataVersion(file_sha256(data.csv()))
+
+
+@versioned_asset(
+    "insurance_pipeline.data.contract",
+    deps=[insurance_csv],
+    group_name=GROUP,
+    description="The CSV as read, every value a string: the contract check decides what is valid.",
+)
+def raw_insurance_data(
+    context: AssetExecutionContext,
+    data: InsuranceDataResource,
+    step_cache: StepCacheResource,
+):
+    path = data.csv()
+    sha = file_sha256(path)
+    # Keyed by the file's content, not by the source observation, which may never have run.
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: read_insurance_csv(path),
+        upstream_versions={"insurance_csv": sha},
+        libraries=["pandas"],
+    )
+    frame = result.value
+    return Output(
+        frame,
+        data_version=DataVersion(sha),  # content hash: a changed file makes downstream stale
+        metadata={
+            "file": MetadataValue.path(str(path)),
+            "sha256": sha,
+            "rows": int(frame.shape[0]),
+            "columns": MetadataValue.json(list(map(str, frame.columns))),
+            **cache_metadata(result),
+        },
+    )
+
+
+@asset_check(
+    asset=raw_insurance_data,
+    blocking=True,
+    description="Columns, types, ranges, categories.",
+)
+def raw_insurance_data_contract(raw_insurance_data: pd.DataFrame) -> AssetCheckResult:
+    problems = contract_violations(raw_insurance_data)
+    return AssetCheckResult(
+        passed=not problems,
+        description="; ".join(problems) if problems else "the data satisfies the contract",
+        metadata={
+            "problems": MetadataValue.json(problems),
+            "rows": int(raw_insurance_data.shape[0]),
+        },
+    )
+
+
+@versioned_asset("insurance_pipeline.data.contract", group_name=GROUP)
+def insurance_data_profile(
+    context: AssetExecutionContext,
+    raw_insurance_data: pd.DataFrame,
+    data: InsuranceDataResource,
+    step_cache: StepCacheResource,
+):
+    """ydata-profiling HTML report of the raw data."""
+
+    def build() -> dict:
+        from ydata_profiling import ProfileReport
+
+        typed = to_typed_frame(raw_insurance_data)
+        report = ProfileReport(typed, title="Insurance data profile", progress_bar=False)
+        description = report.get_description()
+        return {
+            "html": report.to_html(),
+            "summary": {
+                "rows": int(typed.shape[0]),
+                "variables": int(typed.shape[1]),
+                "duplicate_rows": int(typed.duplicated().sum()),
+                "missing_cells": int(typed.isna().sum().sum()),
+                "alerts": [str(a) for a in description.alerts],
+            },
+        }
+
+    result = run_cached(
+        context,
+        step_cache.store(),
+        build,
+        libraries=["ydata-profiling", "pandas", "matplotlib"],
+    )
+    path = data.artifacts("profiles") / f"profile-{result.key}.html"
+    if not path.exists():
+        path.write_text(result.value["html"], encoding="utf-8")
+    summary = result.value["summary"]
+    return Output(
+        str(path),
+        data_version=data_version(result),
+        metadata={
+            "file": MetadataValue.path(str(path)),
+            **{k: v for k, v in summary.items() if k != "alerts"},
+            "alerts": MetadataValue.json(summary["alerts"]),
+            **cache_metadata(result),
+        },
+    )
+
+
+class SplitConfig(Config):
+    seed: int = Field(default=42, description="Random seed of the train/test split")
+    test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of rows held out")
+
+
+@versioned_asset(
+    "insurance_pipeline.data.split",
+    "insurance_pipeline.data.contract",
+    group_name=GROUP,
+)
+def train_test_split(
+    context: AssetExecutionContext,
+    config: SplitConfig,
+    raw_insurance_data: pd.DataFrame,
+    step_cache: StepCacheResource,
+):
+    """Deduplicated rows split 80/20 with a seed; the frame index is the CSV row id."""
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: split_rows(
+            to_typed_frame(raw_insurance_data),
+            seed=config.seed,
+            test_fraction=config.test_fraction,
+        ),
+        config=config.model_dump(),
+        libraries=["pandas", "scikit-learn"],
+    )
+    split: Split = result.value
+    return Output(
+        split,
+        data_version=data_version(result),
+        metadata={
+            "train_rows": len(split.train),
+            "test_rows": len(split.test),
+            "duplicates_dropped": split.duplicates_dropped,
+            "seed": config.seed,
+            "test_fraction": config.test_fraction,
+            **cache_metadata(result),
+        },
+    )
+
+
+__all__ = [
+    "Split",
+    "insurance_csv",
+    "insurance_data_profile",
+    "raw_insurance_data",
+    "raw_insurance_data_contract",
+    "train_test_split",
+]

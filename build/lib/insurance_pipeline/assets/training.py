@@ -1,0 +1,183 @@
+"""The TPOT search and the trained model."""
+
+import dataclasses
+
+import joblib
+from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Output
+from pydantic import Field
+
+from insurance_pipeline.assets._cached import (
+    cache_metadata,
+    data_version,
+    latest_data_version,
+    run_cached,
+    versioned_asset,
+)
+from insurance_pipeline.assets.features import FEATURE_LIBRARIES
+from insurance_pipeline.cache.store import library_versions
+from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.data.split import Split
+from insurance_pipeline.modeling.model import TrainedModel, assemble_model
+from insurance_pipeline.modeling.search import SearchBudget, SearchResult
+from insurance_pipeline.resources import (
+    InsuranceDataResource,
+    MlflowResource,
+    StepCacheResource,
+)
+
+SEARCH_LIBRARIES = [
+    "tpot",
+    "scikit-learn",
+    "xgboost",
+    "lightgbm",
+    "numpy",
+    "dask",
+    "distributed",
+]
+_DEFAULT_BUDGET = SearchBudget()
+
+
+class SearchConfig(Config):
+    """TPOT's budget. Defaults keep a cold `make run` within 10 minutes on 2 cores."""
+
+    generations: int = Field(default=_DEFAULT_BUDGET.generations, ge=1)
+    population_size: int = Field(default=_DEFAULT_BUDGET.population_size, ge=2)
+    cv: int = Field(default=_DEFAULT_BUDGET.cv, ge=2)
+    max_time_mins: float | None = Field(
+        default=_DEFAULT_BUDGET.max_time_mins,
+        description="None: bounded by generations only",
+    )
+    max_eval_time_mins: float = Field(default=_DEFAULT_BUDGET.max_eval_time_mins, gt=0)
+    n_jobs: int = Field(default=_DEFAULT_BUDGET.n_jobs, ge=1)
+    random_state: int = Field(default=_DEFAULT_BUDGET.random_state)
+    search_space: str = Field(default=_DEFAULT_BUDGET.search_space)
+    scheduler_address: str | None = Field(
+        default=None,
+        description="An existing dask scheduler (tcp://host:port); default local",
+    )
+
+    def budget(self) -> SearchBudget:
+        return SearchBudget(**self.model_dump())
+
+    def cache_config(self) -> dict:
+        # Where the search runs does not change what it finds.
+        return {k: v for k, v in self.model_dump().items() if k != "scheduler_address"}
+
+
+@versioned_asset("insurance_pipeline.modeling.search", group_name="training")
+def tpot_pipeline(
+    context: AssetExecutionContext,
+    config: SearchConfig,
+    train_test_split: Split,
+    feature_transformer,
+    step_cache: StepCacheResource,
+):
+    """The pipeline TPOT chose, fitted on the transformed training rows."""
+
+    def search() -> SearchResult:
+        from insurance_pipeline.modeling.search import run_search
+
+        X = feature_transformer.transform(train_test_split.train[list(FEATURE_COLUMNS)])
+        y = train_test_split.train[TARGET_COLUMN].to_numpy()
+        return run_search(X, y, config.budget(), progress=context.log.info)
+
+    result = run_cached(
+        context,
+        step_cache.store(),
+        search,
+        config=config.cache_config(),
+        libraries=SEARCH_LIBRARIES,
+    )
+    found: SearchResult = result.value
+    return Output(
+        found,
+        data_version=data_version(result),
+        metadata={
+            "pipeline": found.description,
+            "cv_score_neg_mse": found.cv_score,
+            "cv_rmse": (-found.cv_score) ** 0.5 if found.cv_score < 0 else None,
+            "pipelines_evaluated": found.evaluated,
+            "search_seconds": round(found.seconds, 1),
+            "budget": MetadataValue.json(config.model_dump()),
+            **cache_metadata(result),
+        },
+    )
+
+
+MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mlflow"]))
+
+
+@versioned_asset("insurance_pipeline.modeling.model", group_name="training")
+def trained_model(
+    context: AssetExecutionContext,
+    train_test_split: Split,
+    feature_transformer,
+    tpot_pipeline: SearchResult,
+    data: InsuranceDataResource,
+    mlflow: MlflowResource,
+    step_cache: StepCacheResource,
+):
+    """Pipeline(feature transformer, TPOT's pipeline): saved with joblib, logged to MLflow."""
+    train = train_test_split.train
+
+    def assemble() -> TrainedModel:
+        return TrainedModel(
+            pipeline=assemble_model(feature_transformer, tpot_pipeline.pipeline),
+            train_row_ids=[int(i) for i in train.index],
+            description=tpot_pipeline.description,
+        )
+
+    result = run_cached(context, step_cache.store(), assemble, libraries=MODEL_LIBRARIES)
+    model_key = result.data_version
+    path = data.artifacts("models", model_key) / "model.joblib"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        joblib.dump(result.value.pipeline, tmp)
+        tmp.replace(path)  # atomic: readers never see half a file
+    sha = file_sha256(path)
+    versions = library_versions(MODEL_LIBRARIES)
+    run_id, created = mlflow.log_trained_model(
+        model_key=model_key,
+        model=result.value.pipeline,
+        model_file=path,
+        params={
+            "pipeline": tpot_pipeline.description,
+            "train_rows": len(train),
+            "split_seed": train_test_split.seed,
+            "test_fraction": train_test_split.test_fraction,
+            **{f"lib.{k}": v for k, v in versions.items()},
+        },
+        tags={
+            "data_sha256": _raw_data_sha(context),
+            "code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",
+            "cache_key": result.key,
+        },
+        input_example=train[list(FEATURE_COLUMNS)].head(5),
+        pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
+    )
+    model = dataclasses.replace(
+        result.value,
+        model_key=model_key,
+        model_file=str(path),
+        model_sha256=sha,
+        mlflow_run_id=run_id,
+        library_versions=versions,
+    )
+    return Output(
+        model,
+        data_version=data_version(result),
+        metadata={
+            "file": MetadataValue.path(str(path)),
+            "sha256": sha,
+            "model_key": model_key,
+            "mlflow_run_id": run_id,
+            "mlflow_run_created": created,
+            "pipeline": tpot_pipeline.description,
+            **cache_metadata(result),
+        },
+    )
+
+
+def _raw_data_sha(context: AssetExecutionContext) -> str:
+    return latest_data_version(context, AssetKey("raw_insurance_data"))

@@ -1,0 +1,1 @@
+"""The content-keyed step cache (pure: no dagster)."""

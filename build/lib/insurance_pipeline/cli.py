@@ -1,0 +1,163 @@
+"""`python -m insurance_pipeline.cli run`: materialize the training assets and summarize.
+
+This is what `make run` calls. It runs the `training` job in this process against the
+instance in DAGSTER_HOME, prints what each step did (cache hit or miss), the holdout metrics,
+the report path and the registered version, and exits 1 with the failed checks' messages when
+a gate blocks the model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+
+def build_run_config(args: argparse.Namespace) -> dict[str, Any]:
+    ops: dict[str, Any] = {}
+    search = {
+        k: v
+        for k, v in {
+            "generations": args.generations,
+            "population_size": args.population_size,
+            "cv": args.cv,
+            "n_jobs": args.n_jobs,
+            "max_time_mins": args.max_time_mins,
+            "scheduler_address": args.scheduler_address,
+        }.items()
+        if v is not None
+    }
+    if search:
+        ops["tpot_pipeline"] = {"config": search}
+    if args.seed is not None:
+        ops["train_test_split"] = {"config": {"seed": args.seed}}
+    if args.r2_floor is not None:
+        ops["validation_metrics"] = {"config": {"r2_floor": args.r2_floor}}
+    return {
+        "ops": ops,
+        "loggers": {"console": {"config": {"log_level": args.log_level}}},
+    }
+
+
+def summarize(result) -> tuple[list[str], bool]:
+    """Lines to print and whether every step and blocking check passed."""
+    lines: list[str] = []
+    materialized: dict[str, dict[str, Any]] = {}
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            mat = event.event_specific_data.materialization
+            materialized[mat.asset_key.to_user_string()] = {
+                k: getattr(v, "value", v) for k, v in mat.metadata.items()
+            }
+    lines.append("steps:")
+    for name, meta in materialized.items():
+        cache = meta.get("cache", "-")
+        lines.append(f"  {name:<24} cache: {cache}")
+    failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    failed_steps = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    metrics = materialized.get("validation_metrics")
+    if metrics:
+        lines.append(
+            "holdout metrics: "
+            + ", ".join(f"{k}={metrics[k]}" for k in ("r2", "mse", "rmse", "mae") if k in metrics)
+        )
+    report = materialized.get("validation_report")
+    if report:
+        lines.append(f"validation report: {report['file']}")
+    registered = materialized.get("registered_model")
+    if registered:
+        lines.append(
+            f"registered model: {registered['model_name']} version {registered['version']} "
+            f"(alias {registered['alias']}, new version: {registered['new_version']})"
+        )
+    for check in failed_checks:
+        lines.append(
+            f"FAILED CHECK {check.asset_key.to_user_string()}:{check.check_name}: "
+            f"{check.description}"
+        )
+    for step in failed_steps:
+        error = step.event_specific_data.error
+        message = error.message.strip() if error else "unknown error"
+        lines.append(f"FAILED STEP {step.step_key}: {message}")
+    ok = result.success and not failed_checks and not failed_steps and registered is not None
+    if not ok and not failed_checks and not failed_steps:
+        lines.append("FAILED: the model was not registered")
+    return lines, ok
+
+
+def run(args: argparse.Namespace) -> int:
+    from dagster import DagsterInstance
+
+    from insurance_pipeline.definitions import defs
+
+    if not os.environ.get("DAGSTER_HOME"):
+        print("DAGSTER_HOME is not set; `make run` sets it to .dagster/", file=sys.stderr)
+        return 2
+    job = defs.resolve_job_def("training")
+    with DagsterInstance.get() as instance:
+        result = job.execute_in_process(
+            run_config=build_run_config(args), instance=instance, raise_on_error=False
+        )
+    lines, ok = summarize(result)
+    print("\n".join(lines), flush=True)
+    return 0 if ok else 1
+
+
+def clean_cache(args: argparse.Namespace) -> int:
+    from insurance_pipeline.cache.store import StepCache
+    from insurance_pipeline.settings import get_settings
+
+    cache = StepCache(get_settings().cache_dir)
+    before = cache.size_bytes() if cache.root.exists() else 0
+    cache.prune(bytes_limit=args.max_bytes, max_age_days=args.max_age_days)
+    after = cache.size_bytes() if cache.root.exists() else 0
+    print(f"step cache {cache.root}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
+    return 0
+
+
+def export_champion(args: argparse.Namespace) -> int:
+    """Resolve the alias in the registry and put its serving artifact where the service
+    reads it (the service itself never talks to MLflow)."""
+    from pathlib import Path
+
+    from insurance_pipeline.resources import MlflowResource
+    from insurance_pipeline.settings import get_settings
+
+    dest = Path(args.dest) if args.dest else get_settings().serving_artifact_dir
+    try:
+        version, folder = MlflowResource().download_serving_artifact(args.alias, dest)
+    except (LookupError, ValueError) as error:
+        print(f"export-champion: {error}", file=sys.stderr)
+        return 1
+    print(f"{args.alias}: version {version} -> {folder}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    parser = argparse.ArgumentParser(prog="insurance_pipeline", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_run = sub.add_parser("run", help="materialize every training asset")
+    p_run.add_argument("--generations", type=int)
+    p_run.add_argument("--population-size", type=int)
+    p_run.add_argument("--cv", type=int)
+    p_run.add_argument("--n-jobs", type=int)
+    p_run.add_argument("--max-time-mins", type=float)
+    p_run.add_argument("--scheduler-address")
+    p_run.add_argument("--seed", type=int, help="train/test split seed")
+    p_run.add_argument("--r2-floor", type=float)
+    p_run.add_argument("--log-level", default="INFO")
+    p_clean = sub.add_parser("clean-cache", help="prune the step cache (everything by default)")
+    p_clean.add_argument("--max-bytes", type=int, help="keep the most recently used entries")
+    p_clean.add_argument("--max-age-days", type=float, help="drop entries older than this")
+    p_export = sub.add_parser("export-champion", help="fetch the served version's artifact")
+    p_export.add_argument("--alias", default="champion")
+    p_export.add_argument("--dest", help="default SERVING_ARTIFACT_DIR")
+    args = parser.parse_args(argv)
+    commands = {"run": run, "clean-cache": clean_cache, "export-champion": export_champion}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

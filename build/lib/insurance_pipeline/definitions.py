@@ -1,0 +1,65 @@
+"""The one Definitions of the code location: assets, checks, resources, jobs, schedules."""
+
+from __future__ import annotations
+
+import warnings
+
+from dagster import (
+    AssetSelection,
+    BetaWarning,
+    Definitions,
+    define_asset_job,
+    in_process_executor,
+)
+
+from insurance_pipeline.assets import data, features, registry, training, validation
+from insurance_pipeline.resources import (
+    InsuranceDataResource,
+    MlflowResource,
+    StepCacheResource,
+)
+from insurance_pipeline.schedules import build_retraining_schedule
+
+# Data versions and observable sources are the documented staleness tools, marked beta.
+warnings.filterwarnings("ignore", category=BetaWarning)
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+TRAINING_GROUP = "training"
+training_selection = AssetSelection.groups(TRAINING_GROUP)
+
+training_job = define_asset_job(
+    "training",
+    selection=training_selection,
+    description="CSV -> profile, split -> features -> TPOT -> model -> gates -> registry",
+)
+
+defs = Definitions(
+    assets=[
+        data.insurance_csv,
+        data.raw_insurance_data,
+        data.insurance_data_profile,
+        data.train_test_split,
+        features.feature_transformer,
+        training.tpot_pipeline,
+        training.trained_model,
+        validation.validation_metrics,
+        validation.validation_report,
+        registry.registered_model,
+    ],
+    asset_checks=[
+        data.raw_insurance_data_contract,
+        validation.r2_above_floor,
+        validation.predictions_finite,
+        validation.test_rows_as_expected,
+    ],
+    jobs=[training_job],
+    schedules=[build_retraining_schedule(training_job, training_selection)],
+    resources={
+        "data": InsuranceDataResource(),
+        "mlflow": MlflowResource(),
+        "step_cache": StepCacheResource(),
+    },
+    # In-process: the training stack costs ~6 s of imports per step in a subprocess, and the
+    # TPOT step parallelises itself through dask.
+    executor=in_process_executor,
+)

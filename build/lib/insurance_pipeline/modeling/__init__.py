@@ -1,0 +1,1 @@
+"""Pure modeling code: TPOT search, metrics, quality gates, the validation report."""

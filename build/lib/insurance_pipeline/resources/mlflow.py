@@ -1,0 +1,189 @@
+"""MLflow tracking + registry, keyed by the trained model's cache key so that every call is
+idempotent: a cache hit finds its run and its registered version instead of making new ones."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.settings import get_settings
+
+MODEL_KEY_TAG = "model_key"
+MODEL_SHA_TAG = "model_file_sha256"
+SERVING_SHA_TAG = "serving_sha256"
+SERVING_ARTIFACT_PATH = "serving"
+
+
+class MlflowResource(ConfigurableResource):
+    tracking_uri: str | None = Field(
+        default=None, description="Default MLFLOW_TRACKING_URI or local SQLite"
+    )
+    registry_uri: str | None = Field(default=None, description="Default: the tracking URI")
+    experiment_name: str | None = Field(default=None, description="Default MLFLOW_EXPERIMENT_NAME")
+    artifact_root: str | None = Field(
+        default=None, description="Artifact root for a new experiment"
+    )
+    model_name: str = Field(default="insurance_charges_model", description="Registered model name")
+
+    # --- plumbing -------------------------------------------------------------------------
+    def _uris(self) -> tuple[str, str]:
+        settings = get_settings()
+        tracking = self.tracking_uri or settings.mlflow_tracking_uri
+        return tracking, self.registry_uri or tracking
+
+    def client(self):
+        import mlflow
+        from mlflow import MlflowClient
+
+        tracking, registry = self._uris()
+        if tracking.startswith("sqlite:///"):
+            Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        # The fluent API (log_model) reads these globals; set them on every use.
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(registry)
+        return MlflowClient(tracking_uri=tracking, registry_uri=registry)
+
+    def experiment_id(self) -> str:
+        client = self.client()
+        name = self.experiment_name or get_settings().mlflow_experiment
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        root = (
+            Path(self.artifact_root) if self.artifact_root else get_settings().mlflow_artifact_root
+        )
+        root.mkdir(parents=True, exist_ok=True)
+        return client.create_experiment(name, artifact_location=root.resolve().as_uri())
+
+    # --- runs -------------------------------------------------------------------------------
+    def find_run(self, model_key: str) -> str | None:
+        client = self.client()
+        runs = client.search_runs(
+            [self.experiment_id()],
+            filter_string=(
+                f"tags.{MODEL_KEY_TAG} = '{model_key}' and attributes.status = 'FINISHED'"
+            ),
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def log_trained_model(
+        self,
+        *,
+        model_key: str,
+        model: Any,
+        model_file: Path,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        input_example,
+        pip_requirements: list[str],
+    ) -> tuple[str, bool]:
+        """Log the model once per `model_key`; returns (run_id, created)."""
+        existing = self.find_run(model_key)
+        if existing:
+            return existing, False
+        import mlflow
+        import mlflow.sklearn
+        from mlflow.models import infer_signature
+
+        client = self.client()
+        signature = infer_signature(input_example, model.predict(input_example))
+        all_tags = {
+            **tags,
+            MODEL_KEY_TAG: model_key,
+            MODEL_SHA_TAG: file_sha256(model_file),
+        }
+        with mlflow.start_run(experiment_id=self.experiment_id(), tags=all_tags) as run:
+            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+            # cloudpickle, not skops: the pipeline holds our own and TPOT classes, which skops
+            # refuses; integrity is pinned instead by the joblib file's sha256 (tag above).
+            info = mlflow.sklearn.log_model(
+                model,
+                name="model",
+                serialization_format="cloudpickle",
+                signature=signature,
+                input_example=input_example,
+                pip_requirements=pip_requirements,
+            )
+            client.set_tag(run.info.run_id, "model_uri", info.model_uri)
+            mlflow.log_artifact(str(model_file), artifact_path="joblib")
+        return run.info.run_id, True
+
+    def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
+        client = self.client()
+        for name, value in metrics.items():
+            client.log_metric(run_id, name, float(value))
+
+    def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
+        self.client().log_artifact(run_id, str(path), artifact_path=artifact_path)
+
+    # --- registry -------------------------------------------------------------------------
+    def version_for(self, model_key: str):
+        client = self.client()
+        versions = client.search_model_versions(
+            f"name = '{self.model_name}' and tags.{MODEL_KEY_TAG} = '{model_key}'"
+        )
+        return max(versions, key=lambda v: int(v.version)) if versions else None
+
+    def register(self, run_id: str, model_key: str, tags: dict[str, str]):
+        """The registered version for `model_key`: found, or created from the run's model."""
+        existing = self.version_for(model_key)
+        if existing is not None:
+            return existing, False
+        import mlflow
+
+        client = self.client()
+        model_uri = client.get_run(run_id).data.tags["model_uri"]
+        version = mlflow.register_model(
+            model_uri, self.model_name, tags={**tags, MODEL_KEY_TAG: model_key}
+        )
+        return version, True
+
+    def set_version_tag(self, version: str | int, key: str, value: str) -> None:
+        self.client().set_model_version_tag(self.model_name, str(version), key, value)
+
+    def download_serving_artifact(self, alias: str, dest: Path) -> tuple[int, Path]:
+        """Fetch the serving artifact of the version behind `alias` into `dest` and check it
+        against the sha256 recorded on the version at registration."""
+        version = self.alias_version(alias)
+        if version is None:
+            raise LookupError(
+                f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
+            )
+        pinned = version.tags.get(SERVING_SHA_TAG)
+        if not pinned:
+            raise LookupError(f"version {version.version} has no exported serving artifact")
+        import tempfile
+
+        dest.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        local = Path(
+            self.client().download_artifacts(version.run_id, SERVING_ARTIFACT_PATH, str(staging))
+        )
+        actual = file_sha256(local / "model.joblib")
+        if actual != pinned:
+            raise ValueError(
+                f"downloaded model.joblib has sha256 {actual}; version {version.version} pins "
+                f"{pinned}"
+            )
+        for name in ("model.joblib", "manifest.json"):
+            (local / name).replace(dest / name)
+        import shutil
+
+        shutil.rmtree(staging, ignore_errors=True)
+        return int(version.version), dest
+
+    def alias_version(self, alias: str):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version_by_alias(self.model_name, alias)
+        except MlflowException:
+            return None
+
+    def set_alias(self, alias: str, version: str | int) -> None:
+        self.client().set_registered_model_alias(self.model_name, alias, str(version))

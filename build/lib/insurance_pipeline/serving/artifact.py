@@ -1,0 +1,93 @@
+"""The serving artifact: `model.joblib` + `manifest.json`, and its verified loader.
+
+The manifest pins the file by sha256; the loader refuses a missing, tampered or unreadable
+file with an `ArtifactError` whose message says which file and why.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.joblib"
+MANIFEST_FILE = "manifest.json"
+
+
+class ArtifactError(RuntimeError):
+    """The serving artifact cannot be used; the message names the file and the reason."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_name: str
+    version: int
+    sha256: str
+    model_file: str = MODEL_FILE
+    display_name: str = "Insurance charges model"
+    description: str = "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
+    feature_spec: list = field(default_factory=list)
+    library_versions: dict[str, str] = field(default_factory=dict)
+    model_key: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(model: Any, folder: Path, **manifest_fields) -> Manifest:
+    """Save `model` and its manifest into `folder`, each written to a temporary name first."""
+    import joblib
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp_model = folder / f".{MODEL_FILE}.tmp"
+    joblib.dump(model, tmp_model)
+    manifest = Manifest(sha256=sha256_of(tmp_model), **manifest_fields)
+    tmp_model.replace(folder / MODEL_FILE)
+    tmp_manifest = folder / f".{MANIFEST_FILE}.tmp"
+    tmp_manifest.write_text(manifest.to_json())
+    tmp_manifest.replace(folder / MANIFEST_FILE)
+    return manifest
+
+
+def read_manifest(folder: Path) -> Manifest:
+    path = folder / MANIFEST_FILE
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(**data)
+    except FileNotFoundError as error:
+        raise ArtifactError(f"manifest not found: {path}") from error
+    except (json.JSONDecodeError, TypeError) as error:
+        raise ArtifactError(f"manifest {path} is not a valid manifest: {error}") from error
+
+
+def load_artifact(folder: str | os.PathLike) -> tuple[Any, Manifest]:
+    """Read the manifest, check the model file's sha256 against it, then unpickle it."""
+    import joblib
+
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    model_path = folder / manifest.model_file
+    if not model_path.is_file():
+        raise ArtifactError(f"model file not found: {model_path}")
+    actual = sha256_of(model_path)
+    if actual != manifest.sha256:
+        raise ArtifactError(
+            f"model file {model_path} has sha256 {actual}, but the manifest pins "
+            f"{manifest.sha256}: refusing to load a tampered or mismatched file"
+        )
+    try:
+        model = joblib.load(model_path)
+    except Exception as error:  # noqa: BLE001 - any unpickling failure means "unusable"
+        raise ArtifactError(f"model file {model_path} could not be loaded: {error!r}") from error
+    return model, manifest

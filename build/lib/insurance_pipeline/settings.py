@@ -1,0 +1,78 @@
+"""One settings object per process, read from the environment once.
+
+Every path defaults to a folder inside the project checkout so that `make run` works on a
+fresh clone; each can be moved with an environment variable (see README "Configuration").
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# The checkout root in an editable install; overridable for installed copies.
+DEFAULT_ROOT = PACKAGE_DIR.parent
+
+MODEL_NAME = "insurance_charges_model"
+
+
+def _env_path(name: str, default: Path) -> Path:
+    value = os.environ.get(name)
+    return Path(value).expanduser().resolve() if value else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    data_path: Path
+    cache_dir: Path
+    artifacts_dir: Path
+    mlflow_tracking_uri: str
+    mlflow_registry_uri: str
+    mlflow_experiment: str
+    model_name: str = MODEL_NAME
+    retrain_cron: str = "0 3 * * 1"
+    # The model service (reads only the serving artifact folder):
+    serving_artifact_dir: Path = Path(".artifacts/serving/champion")
+    service_host: str = "127.0.0.1"
+    service_port: int = 8000
+    app_name: str = "insurance-charges-model"
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        root = _env_path("INSURANCE_PIPELINE_ROOT", DEFAULT_ROOT)
+        state = _env_path("INSURANCE_STATE_DIR", root)
+        mlflow_dir = state / ".mlflow"
+        tracking = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{mlflow_dir / 'mlflow.db'}"
+        return cls(
+            root=root,
+            data_path=_env_path("INSURANCE_DATA_PATH", root / "data" / "insurance.csv"),
+            cache_dir=_env_path("INSURANCE_CACHE_DIR", state / ".cache" / "steps"),
+            artifacts_dir=_env_path("INSURANCE_ARTIFACTS_DIR", state / ".artifacts"),
+            mlflow_tracking_uri=tracking,
+            mlflow_registry_uri=os.environ.get("MLFLOW_REGISTRY_URI") or tracking,
+            mlflow_experiment=os.environ.get("MLFLOW_EXPERIMENT_NAME", "insurance_charges"),
+            retrain_cron=os.environ.get("INSURANCE_RETRAIN_CRON", "0 3 * * 1"),
+            serving_artifact_dir=_env_path(
+                "SERVING_ARTIFACT_DIR", state / ".artifacts" / "serving" / "champion"
+            ),
+            service_host=os.environ.get("SERVICE_HOST", "127.0.0.1"),
+            service_port=int(os.environ.get("SERVICE_PORT", "8000")),
+            app_name=os.environ.get("APP_NAME", "insurance-charges-model"),
+            log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        )
+
+    @property
+    def mlflow_artifact_root(self) -> Path:
+        """Where a local (SQLite) MLflow store keeps artifacts: beside its database."""
+        if self.mlflow_tracking_uri.startswith("sqlite:///"):
+            return Path(self.mlflow_tracking_uri.removeprefix("sqlite:///")).parent / "artifacts"
+        return self.artifacts_dir / "mlflow"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings.from_env()

@@ -1,0 +1,127 @@
+"""A real serving artifact and a real service process on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sklearn.ensemble import GradientBoostingRegressor
+
+from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.features.transformer import fit_feature_transformer
+from insurance_pipeline.modeling.model import assemble_model
+from insurance_pipeline.serving.artifact import write_artifact
+from insurance_pipeline.serving.plain import to_serving_pipeline
+from insurance_pipeline.settings import DEFAULT_ROOT
+
+
+@pytest.fixture(scope="session")
+def trained_pipeline(insurance_frame):
+    """The training pipeline shape: fitted featuretools transformer + a fitted regressor."""
+    features = fit_feature_transformer(insurance_frame[list(FEATURE_COLUMNS)])
+    regressor = GradientBoostingRegressor(n_estimators=60, max_depth=3, random_state=0)
+    regressor.fit(
+        features.transform(insurance_frame[list(FEATURE_COLUMNS)]), insurance_frame[TARGET_COLUMN]
+    )
+    return assemble_model(features, regressor)
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory, trained_pipeline) -> Path:
+    folder = tmp_path_factory.mktemp("artifact")
+    write_artifact(
+        to_serving_pipeline(trained_pipeline),
+        folder,
+        model_name="insurance_charges_model",
+        version=3,
+    )
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Service:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def logs(self) -> list[dict]:
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def start_service(
+    artifact: Path, log_path: Path, env: dict | None = None, wait_ready: bool = True
+) -> Service:
+    port = free_port()
+    handle = open(log_path, "w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "insurance_pipeline.serving",
+            "--artifact-dir",
+            str(artifact),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=DEFAULT_ROOT,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, **(env or {})},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            response = httpx.get(url + "/api/health/startup", timeout=1)
+            if response.status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.1)
+    else:
+        process.kill()
+        raise RuntimeError(f"service did not start: {log_path.read_text()}")
+    if wait_ready:
+        assert httpx.get(url + "/api/health/ready").status_code == 200, log_path.read_text()
+    return Service(url=url, process=process, log_path=log_path)
+
+
+def stop(service: Service) -> None:
+    service.process.terminate()
+    try:
+        service.process.wait(10)
+    except subprocess.TimeoutExpired:
+        service.process.kill()
+
+
+@pytest.fixture(scope="module")
+def service(artifact_dir, tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("logs") / "service.log"
+    running = start_service(
+        artifact_dir,
+        log_path,
+        env={
+            "NODE_IP": "10.0.0.7",
+            "POD_NAME": "pod-a",
+            "NODE_NAME": "node-1",
+            "APP_NAME": "insurance-charges-model",
+        },
+    )
+    yield running
+    stop(running)

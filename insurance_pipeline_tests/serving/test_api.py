@@ -1,0 +1,180 @@
+"""The service's contract over real HTTP on 127.0.0.1."""
+
+import json
+
+import httpx
+import pandas as pd
+import pytest
+
+PREDICT = "/api/models/insurance_charges_model/prediction"
+BATCH = "/api/models/insurance_charges_model/predictions"
+VALID = {
+    "age": 35,
+    "sex": "female",
+    "bmi": 27.5,
+    "children": 1,
+    "smoker": False,
+    "region": "southeast",
+}
+
+
+def post(service, path, body=None, content=None, headers=None):
+    return httpx.post(service.url + path, json=body, content=content, headers=headers, timeout=30)
+
+
+def expected_charges(trained_pipeline, item: dict) -> float:
+    frame = pd.DataFrame([{**item, "smoker": "yes" if item["smoker"] else "no"}])
+    return round(float(trained_pipeline.predict(frame)[0]), 2)
+
+
+def test_prediction_matches_the_trained_pipeline(service, trained_pipeline):
+    for item in (
+        VALID,
+        {**VALID, "smoker": True, "children": 0, "age": 18, "bmi": 15},
+        {**VALID, "age": 65, "bmi": 50, "children": 5, "region": "northwest"},
+    ):
+        response = post(service, PREDICT, item)
+        assert response.status_code == 200
+        assert response.json() == {"charges": expected_charges(trained_pipeline, item)}
+
+
+def test_model_list_and_probes(service):
+    models = httpx.get(service.url + "/api/models").json()["models"]
+    assert models == [
+        {
+            "qualified_name": "insurance_charges_model",
+            "display_name": "Insurance charges model",
+            "description": models[0]["description"],
+            "version": "3",
+        }
+    ]
+    for path in (
+        "/api/health",
+        "/api/health/ready",
+        "/api/health/startup",
+        "/docs",
+        "/openapi.json",
+    ):
+        assert httpx.get(service.url + path).status_code == 200, path
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("age", 17),
+        ("age", 66),
+        ("age", 30.5),
+        ("age", "30"),
+        ("sex", "other"),
+        ("bmi", 14.9),
+        ("bmi", 50.1),
+        ("bmi", "big"),
+        ("children", -1),
+        ("children", 6),
+        ("smoker", "yes"),
+        ("smoker", 1),
+        ("region", "midwest"),
+        ("age", None),
+        ("age", 10**100),
+        ("bmi", 1e308),
+    ],
+)
+def test_each_schema_violation_is_422_naming_the_field(service, field, value):
+    response = post(service, PREDICT, {**VALID, field: value})
+    assert response.status_code == 422
+    assert ["body", field] in [e["loc"] for e in response.json()["detail"]]
+
+
+def test_missing_and_unknown_fields(service):
+    missing = {k: v for k, v in VALID.items() if k != "region"}
+    assert ["body", "region"] in [
+        e["loc"] for e in post(service, PREDICT, missing).json()["detail"]
+    ]
+    extra = post(service, PREDICT, {**VALID, "income": 1})
+    assert extra.status_code == 422
+    assert ["body", "income"] in [e["loc"] for e in extra.json()["detail"]]
+
+
+TEMPLATE = '{"age": 35, "sex": "female", "bmi": %s, "children": 1, "smoker": false, "region": "se"}'
+
+
+@pytest.mark.parametrize("number", ["NaN", "Infinity", "-Infinity", "1e999", "-1e999"])
+def test_nan_infinity_and_huge_numbers_are_422(service, number):
+    raw = (TEMPLATE % number).replace('"se"', '"southeast"').encode()
+    response = post(service, PREDICT, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert ["body", "bmi"] in [e["loc"] for e in response.json()["detail"]]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2", b"null", b'"text"', b"[]"])
+def test_wrong_json_is_a_client_error_without_a_trace(service, raw):
+    response = post(service, PREDICT, content=raw, headers={"content-type": "application/json"})
+    assert response.status_code in (400, 422)
+    assert "Traceback" not in response.text and 'File "' not in response.text
+
+
+def test_single_body_over_64_kib_is_413(service):
+    big = json.dumps({**VALID, "pad": "x" * (64 * 1024)}).encode()
+    assert (
+        post(
+            service, PREDICT, content=big, headers={"content-type": "application/json"}
+        ).status_code
+        == 413
+    )
+
+    # chunked, no Content-Length
+    def chunks():
+        for _ in range(70):
+            yield b" " * 1024
+
+    response = httpx.post(
+        service.url + PREDICT, content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+
+
+def test_batch_of_1000_and_its_limits(service, trained_pipeline):
+    items = [
+        {**VALID, "age": 18 + i % 48, "children": i % 6, "smoker": bool(i % 2)} for i in range(1000)
+    ]
+    response = post(service, BATCH, items)
+    assert response.status_code == 200
+    charges = [p["charges"] for p in response.json()]
+    frame = pd.DataFrame([{**i, "smoker": "yes" if i["smoker"] else "no"} for i in items])
+    expected = [round(float(v), 2) for v in trained_pipeline.predict(frame)]
+    assert charges == pytest.approx(expected, abs=0.011)
+    too_many = post(service, BATCH, items + [VALID])
+    assert too_many.status_code == 422
+    bad_item = post(service, BATCH, [VALID, {**VALID, "age": 99}])
+    assert bad_item.status_code == 422
+    assert ["body", 1, "age"] in [e["loc"] for e in bad_item.json()["detail"]]
+    assert post(service, BATCH, []).status_code == 422
+    huge = json.dumps([{**VALID, "pad": "x" * 2000}] * 600).encode()  # > 1 MiB
+    assert len(huge) > 1024 * 1024
+    assert (
+        post(service, BATCH, content=huge, headers={"content-type": "application/json"}).status_code
+        == 413
+    )
+
+
+def test_prediction_logs_are_json_with_the_pod_identity(service):
+    item = {**VALID, "age": 44}
+    charges = post(service, PREDICT, item).json()["charges"]
+    records = [r for r in service.logs() if r.get("action") == "predict" and r.get("age") == 44]
+    assert records, service.log_path.read_text()[-2000:]
+    record = records[-1]
+    assert record["model_qualified_name"] == "insurance_charges_model"
+    assert record["model_version"] == "3"
+    assert record["status"] == "success" and record["error_info"] is None
+    assert record["charges"] == charges
+    assert {k: record[k] for k in ("sex", "bmi", "children", "smoker", "region")} == {
+        k: item[k] for k in ("sex", "bmi", "children", "smoker", "region")
+    }
+    assert (record["NODE_IP"], record["POD_NAME"], record["NODE_NAME"], record["APP_NAME"]) == (
+        "10.0.0.7",
+        "pod-a",
+        "node-1",
+        "insurance-charges-model",
+    )
+    # every line the service wrote is JSON carrying the pod identity
+    assert all(r["POD_NAME"] == "pod-a" for r in service.logs())

@@ -1,0 +1,113 @@
+"""The artifact is pinned by sha256; a missing or tampered file never becomes ready."""
+
+import shutil
+
+import httpx
+import numpy as np
+import pytest
+
+from insurance_pipeline.data.contract import FEATURE_COLUMNS
+from insurance_pipeline.serving.artifact import ArtifactError, load_artifact, write_artifact
+from insurance_pipeline.serving.plain import to_serving_pipeline
+from insurance_pipeline.serving.predictor import Predictor, _frame, probe_rows
+from insurance_pipeline_tests.serving.conftest import start_service, stop
+
+VALID = {
+    "age": 35,
+    "sex": "female",
+    "bmi": 27.5,
+    "children": 1,
+    "smoker": False,
+    "region": "southeast",
+}
+
+
+def copy_of(artifact_dir, tmp_path):
+    target = tmp_path / "artifact"
+    shutil.copytree(artifact_dir, target)
+    return target
+
+
+def test_served_pipeline_equals_the_trained_one_on_every_row(trained_pipeline, insurance_frame):
+    served = to_serving_pipeline(trained_pipeline)
+    X = insurance_frame[list(FEATURE_COLUMNS)]
+    np.testing.assert_allclose(served.predict(X), trained_pipeline.predict(X), rtol=0, atol=1e-9)
+    # the training object is untouched
+    assert (
+        type(
+            trained_pipeline.named_steps["features"].named_transformers_["dfs"].named_steps["dfs"]
+        ).__name__
+        == "DeepFeatureSynthesis"
+    )
+
+
+def test_compiled_predictor_equals_the_pipeline(trained_pipeline, insurance_frame):
+    served = to_serving_pipeline(trained_pipeline)
+    predictor = Predictor(served)
+    assert predictor.compiled
+    rows = [
+        {**r, "smoker": r["smoker"] == "yes"}
+        for r in insurance_frame[list(FEATURE_COLUMNS)].to_dict("records")
+    ] + probe_rows()
+    np.testing.assert_allclose(
+        predictor.predict(rows), served.predict(_frame(rows)), rtol=0, atol=1e-9
+    )
+
+
+def test_load_checks_the_sha256(artifact_dir, tmp_path):
+    folder = copy_of(artifact_dir, tmp_path)
+    model, manifest = load_artifact(folder)
+    assert manifest.version == 3 and hasattr(model, "predict")
+    with open(folder / "model.joblib", "ab") as handle:
+        handle.write(b"tampered")
+    with pytest.raises(ArtifactError, match="sha256 .* but the manifest pins"):
+        load_artifact(folder)
+    (folder / "model.joblib").unlink()
+    with pytest.raises(ArtifactError, match="model file not found"):
+        load_artifact(folder)
+    (folder / "manifest.json").unlink()
+    with pytest.raises(ArtifactError, match="manifest not found"):
+        load_artifact(folder)
+
+
+def test_unreadable_model_is_refused(tmp_path):
+    folder = tmp_path / "artifact"
+    write_artifact({"not": "a model"}, folder, model_name="insurance_charges_model", version=1)
+    (folder / "model.joblib").write_bytes(b"garbage")
+    manifest = (folder / "manifest.json").read_text()
+    from insurance_pipeline.serving.artifact import sha256_of
+
+    old_sha = manifest.split('"sha256": "')[1].split('"')[0]
+    (folder / "manifest.json").write_text(
+        manifest.replace(old_sha, sha256_of(folder / "model.joblib"))
+    )
+    with pytest.raises(ArtifactError, match="could not be loaded"):
+        load_artifact(folder)
+
+
+@pytest.mark.parametrize("damage", ["tamper", "delete"])
+def test_service_with_a_bad_artifact_stays_unready_and_says_why(artifact_dir, tmp_path, damage):
+    folder = copy_of(artifact_dir, tmp_path)
+    if damage == "tamper":
+        with open(folder / "model.joblib", "r+b") as handle:
+            handle.seek(100)
+            handle.write(b"\x00\x01")
+    else:
+        (folder / "model.joblib").unlink()
+    service = start_service(folder, tmp_path / "service.log", wait_ready=False)
+    try:
+        ready = httpx.get(service.url + "/api/health/ready")
+        assert ready.status_code == 503
+        assert httpx.get(service.url + "/api/health").status_code == 200
+        predict = httpx.post(
+            service.url + "/api/models/insurance_charges_model/prediction", json=VALID
+        )
+        assert predict.status_code == 503
+        assert httpx.get(service.url + "/api/models").json() == {"models": []}
+        refusals = [r for r in service.logs() if r["message"].startswith("model refused")]
+        assert refusals and refusals[0]["levelname"] == "ERROR"
+        expected = "but the manifest pins" if damage == "tamper" else "model file not found"
+        assert expected in refusals[0]["message"]
+        assert service.process.poll() is None  # still running
+    finally:
+        stop(service)
