@@ -15,10 +15,11 @@ help:  ## list the commands
 install: $(STAMP)  ## create .venv if missing and install the pinned stack (idempotent)
 
 # Reinstall only when what we install from changes.
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt scripts/install_helm.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24,<27"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[pipeline,dev]"
+	$(PY) scripts/install_helm.py $(VENV)/bin
 	@touch $(STAMP)
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml

@@ -126,7 +126,7 @@ def export_champion(args: argparse.Namespace) -> int:
 
     dest = Path(args.dest) if args.dest else get_settings().serving_artifact_dir
     try:
-        version, folder = MlflowResource().download_serving_artifact(args.alias, dest)
+        version, folder = MlflowResource().download_serving_artifact(dest, alias=args.alias)
     except (LookupError, ValueError) as error:
         print(f"export-champion: {error}", file=sys.stderr)
         return 1

@@ -12,13 +12,15 @@ from dagster import (
     in_process_executor,
 )
 
-from insurance_pipeline.assets import data, features, registry, training, validation
+from insurance_pipeline.assets import data, deployment, features, registry, training, validation
 from insurance_pipeline.resources import (
+    DeployRunnerResource,
     InsuranceDataResource,
     MlflowResource,
     StepCacheResource,
 )
 from insurance_pipeline.schedules import build_retraining_schedule
+from insurance_pipeline.sensors import build_deploy_sensor
 
 # Data versions and observable sources are the documented staleness tools, marked beta.
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -33,6 +35,13 @@ training_job = define_asset_job(
     description="CSV -> profile, split -> features -> TPOT -> model -> gates -> registry",
 )
 
+# Outside the training selection: only the sensor's run (or a person) deploys.
+deploy_job = define_asset_job(
+    "deploy",
+    selection=AssetSelection.assets(deployment.deployment),
+    description="Build, push and roll out one registered model version",
+)
+
 defs = Definitions(
     assets=[
         data.insurance_csv,
@@ -45,6 +54,7 @@ defs = Definitions(
         validation.validation_metrics,
         validation.validation_report,
         registry.registered_model,
+        deployment.deployment,
     ],
     asset_checks=[
         data.raw_insurance_data_contract,
@@ -52,12 +62,14 @@ defs = Definitions(
         validation.predictions_finite,
         validation.test_rows_as_expected,
     ],
-    jobs=[training_job],
+    jobs=[training_job, deploy_job],
     schedules=[build_retraining_schedule(training_job, training_selection)],
+    sensors=[build_deploy_sensor(deploy_job)],
     resources={
         "data": InsuranceDataResource(),
         "mlflow": MlflowResource(),
         "step_cache": StepCacheResource(),
+        "deployer": DeployRunnerResource(),
     },
     # In-process: the training stack costs ~6 s of imports per step in a subprocess, and the
     # TPOT step parallelises itself through dask.

@@ -146,36 +146,52 @@ class MlflowResource(ConfigurableResource):
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, str(version), key, value)
 
-    def download_serving_artifact(self, alias: str, dest: Path) -> tuple[int, Path]:
-        """Fetch the serving artifact of the version behind `alias` into `dest` and check it
-        against the sha256 recorded on the version at registration."""
-        version = self.alias_version(alias)
-        if version is None:
-            raise LookupError(
-                f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
-            )
-        pinned = version.tags.get(SERVING_SHA_TAG)
-        if not pinned:
-            raise LookupError(f"version {version.version} has no exported serving artifact")
+    def download_serving_artifact(
+        self, dest: Path, *, alias: str | None = None, version: int | None = None
+    ) -> tuple[int, Path]:
+        """Fetch the serving artifact of a version (by alias or number) into `dest` and check
+        it against the sha256 recorded on the version at registration."""
+        import shutil
         import tempfile
 
+        if alias is not None:
+            found = self.alias_version(alias)
+            if found is None:
+                raise LookupError(
+                    f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
+                )
+        else:
+            found = self.get_version(version)
+        pinned = found.tags.get(SERVING_SHA_TAG)
+        if not pinned:
+            raise LookupError(
+                f"version {found.version} has no serving artifact (it did not pass the gates)"
+            )
         dest.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
-        local = Path(
-            self.client().download_artifacts(version.run_id, SERVING_ARTIFACT_PATH, str(staging))
-        )
-        actual = file_sha256(local / "model.joblib")
-        if actual != pinned:
-            raise ValueError(
-                f"downloaded model.joblib has sha256 {actual}; version {version.version} pins "
-                f"{pinned}"
+        try:
+            local = Path(
+                self.client().download_artifacts(found.run_id, SERVING_ARTIFACT_PATH, str(staging))
             )
-        for name in ("model.joblib", "manifest.json"):
-            (local / name).replace(dest / name)
-        import shutil
+            actual = file_sha256(local / "model.joblib")
+            if actual != pinned:
+                raise ValueError(
+                    f"downloaded model.joblib has sha256 {actual}; version {found.version} "
+                    f"pins {pinned}"
+                )
+            for name in ("model.joblib", "manifest.json"):
+                (local / name).replace(dest / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return int(found.version), dest
 
-        shutil.rmtree(staging, ignore_errors=True)
-        return int(version.version), dest
+    def get_version(self, version: int):
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client().get_model_version(self.model_name, str(version))
+        except MlflowException as error:
+            raise LookupError(f"{self.model_name} has no version {version}") from error
 
     def alias_version(self, alias: str):
         from mlflow.exceptions import MlflowException

@@ -127,7 +127,7 @@ def test_champion_serving_artifact_is_plain_pinned_and_equivalent(first_run, tmp
 
     meta, _ = first_run
     mlflow = MlflowResource()
-    version, folder = mlflow.download_serving_artifact("champion", tmp_path / "served")
+    version, folder = mlflow.download_serving_artifact(tmp_path / "served", alias="champion")
     assert version == registry_state()[1]
     served, manifest = load_artifact(folder)
     assert manifest.version == version and manifest.model_name == "insurance_charges_model"

@@ -1,0 +1,27 @@
+{{- define "icm.name" -}}{{ .Chart.Name }}{{- end -}}
+
+{{- define "icm.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}{{ .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
+{{- end -}}
+
+{{- define "icm.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "icm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "icm.labels" -}}
+{{ include "icm.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- with .Values.model.version }}
+insurance-pipeline/model-version: {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "icm.image" -}}
+{{- $tag := .Values.image.tag | default (printf "v%v" .Values.model.version) -}}
+{{- if eq $tag "v" }}{{ fail "set image.tag or model.version" }}{{ end -}}
+{{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}

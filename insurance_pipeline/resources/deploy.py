@@ -1,0 +1,87 @@
+"""Runs deploy commands. `execute` runs them as subprocesses; `dry-run` (the default here:
+no container engine or cluster on this machine) records the exact command lines instead.
+The chart is rendered with the real helm in both modes."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from insurance_pipeline.deploy.plan import DeployTarget
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    argv: list[str]
+    executed: bool
+    exit_code: int | None  # None: recorded, not run (dry-run)
+    seconds: float
+    output_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code in (0, None)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "command": " ".join(self.argv)}
+
+
+def _default_helm() -> str:
+    beside_python = Path(sys.executable).parent / "helm"
+    return str(beside_python) if beside_python.exists() else (shutil.which("helm") or "helm")
+
+
+class DeployRunnerResource(ConfigurableResource):
+    mode: Literal["dry-run", "execute"] = Field(
+        default="dry-run", description="execute: run docker/helm; dry-run: record them"
+    )
+    docker_bin: str = Field(default="docker")
+    helm_bin: str | None = Field(default=None, description="default: the venv's helm")
+    registry: str = Field(default=os.environ.get("DEPLOY_REGISTRY", "registry.local"))
+    image_name: str = Field(default="insurance-charges-model")
+    release: str = Field(default="insurance-charges-model")
+    namespace: str = Field(default="model-services")
+    timeout: str = Field(default="5m", description="helm --timeout")
+    kube_context: str | None = Field(default=None)
+    command_timeout_s: float = Field(default=1800, description="kill a command after this")
+
+    def helm(self) -> str:
+        return self.helm_bin or _default_helm()
+
+    def target(self) -> DeployTarget:
+        return DeployTarget(
+            registry=self.registry,
+            image_name=self.image_name,
+            release=self.release,
+            namespace=self.namespace,
+            timeout=self.timeout,
+            kube_context=self.kube_context,
+        )
+
+    def run(self, argv: list[str]) -> CommandRecord:
+        if self.mode == "dry-run":
+            return CommandRecord(argv=argv, executed=False, exit_code=None, seconds=0.0)
+        started = time.perf_counter()
+        try:
+            proc = subprocess.run(
+                argv, capture_output=True, text=True, timeout=self.command_timeout_s
+            )
+            code, output = proc.returncode, (proc.stdout + proc.stderr)
+        except FileNotFoundError as error:
+            code, output = 127, f"{argv[0]}: not found ({error})"
+        except subprocess.TimeoutExpired:
+            code, output = 124, f"timed out after {self.command_timeout_s} s"
+        return CommandRecord(
+            argv=argv,
+            executed=True,
+            exit_code=code,
+            seconds=round(time.perf_counter() - started, 3),
+            output_tail=output[-2000:],
+        )

@@ -1,0 +1,128 @@
+"""The Helm chart, rendered by the real helm binary and validated against Kubernetes schemas."""
+
+import subprocess
+
+import pytest
+
+from insurance_pipeline.deploy.plan import CHART, ChartError, render_chart, validate_objects
+from insurance_pipeline.resources.deploy import DeployRunnerResource
+
+HELM = DeployRunnerResource().helm()
+BASE = {"model.version": "7", "model.sha256": "ab" * 32}
+NON_DEFAULT = {
+    **BASE,
+    "namespace": "ml-prod",
+    "createNamespace": "true",
+    "service.type": "ClusterIP",
+    "autoscaling.enabled": "true",
+    "replicaCount": "3",
+    "image.repository": "ghcr.io/acme/icm",
+    "image.tag": "v7-hotfix",
+    "config.logLevel": "DEBUG",
+}
+
+
+def render(values):
+    return render_chart(values, helm=HELM, release="icm")
+
+
+def by_kind(objects):
+    return {o["kind"]: o for o in objects}
+
+
+def container(objects):
+    return by_kind(objects)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_helm_is_the_pinned_binary_and_lint_passes():
+    version = subprocess.run([HELM, "version", "--short"], capture_output=True, text=True)
+    assert version.stdout.startswith("v4.1.4")
+    lint = subprocess.run(
+        [HELM, "lint", str(CHART), "--set", "model.version=7"], capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    strict = subprocess.run(
+        [HELM, "lint", "--strict", str(CHART), "--set", "model.version=7"],
+        capture_output=True,
+        text=True,
+    )
+    assert strict.returncode == 0, strict.stdout + strict.stderr
+
+
+@pytest.mark.parametrize("values", [BASE, NON_DEFAULT], ids=["default", "non-default"])
+def test_every_rendered_object_is_valid_kubernetes(values):
+    objects = render(values)
+    assert validate_objects(objects) == []
+    assert validate_objects(objects, "1.30.0") == []
+
+
+def test_default_objects_probes_resources_and_security():
+    objects = render(BASE)
+    kinds = by_kind(objects)
+    assert set(kinds) == {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"}
+    assert all(o["metadata"]["namespace"] == "model-services" for o in objects)
+    deployment = kinds["Deployment"]
+    assert deployment["spec"]["replicas"] == 2
+    c = container(objects)
+    assert c["image"] == "registry.local/insurance-charges-model:v7"
+    assert c["livenessProbe"]["httpGet"]["path"] == "/api/health"
+    assert c["readinessProbe"]["httpGet"]["path"] == "/api/health/ready"
+    assert c["startupProbe"]["httpGet"]["path"] == "/api/health/startup"
+    assert c["resources"]["requests"] == {"cpu": "100m", "memory": "250Mi"}
+    assert set(c["resources"]["limits"]) == {"cpu", "memory"}
+    security = c["securityContext"]
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["runAsNonRoot"] is True
+    assert security["capabilities"]["drop"] == ["ALL"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert {"name": "tmp", "mountPath": "/tmp"} in c["volumeMounts"]
+    assert "emptyDir" in pod["volumes"][0]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in c["env"]}
+    assert env == {
+        "NODE_IP": "status.hostIP",
+        "POD_NAME": "metadata.name",
+        "NODE_NAME": "spec.nodeName",
+    }
+    config = kinds["ConfigMap"]["data"]
+    assert config["APP_NAME"] == "insurance-charges-model"
+    assert c["envFrom"][0]["configMapRef"]["name"] == kinds["ConfigMap"]["metadata"]["name"]
+    assert kinds["Service"]["spec"]["type"] == "NodePort"
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["insurance-pipeline/model-version"] == "7"
+    assert kinds["PodDisruptionBudget"]["spec"]["minAvailable"] == 1
+
+
+def test_non_default_values_take_effect():
+    objects = render(NON_DEFAULT)
+    kinds = by_kind(objects)
+    assert set(kinds) == {
+        "Namespace",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PodDisruptionBudget",
+        "HorizontalPodAutoscaler",
+    }
+    assert all(o["metadata"].get("namespace", "ml-prod") == "ml-prod" for o in objects)
+    assert kinds["Namespace"]["metadata"]["name"] == "ml-prod"
+    assert "replicas" not in kinds["Deployment"]["spec"]  # the HPA owns the count
+    assert kinds["Service"]["spec"]["type"] == "ClusterIP"
+    assert container(objects)["image"] == "ghcr.io/acme/icm:v7-hotfix"
+    assert kinds["ConfigMap"]["data"]["LOG_LEVEL"] == "DEBUG"
+
+
+def test_a_config_change_rolls_the_pods():
+    def checksum(values):
+        meta = by_kind(render(values))["Deployment"]["spec"]["template"]["metadata"]
+        return meta["annotations"]["checksum/config"]
+
+    assert checksum(BASE) == checksum(BASE)
+    assert checksum(BASE) != checksum({**BASE, "config.logLevel": "WARNING"})
+
+
+def test_rendering_without_an_image_tag_or_model_version_fails_clearly():
+    with pytest.raises(ChartError, match="set image.tag or model.version"):
+        render({})
