@@ -24,6 +24,19 @@ def test_asset_graph_edges():
         assert found == parents, asset
 
 
+def test_deployment_is_outside_the_training_selection_and_has_its_sensor():
+    from insurance_pipeline.definitions import training_selection
+
+    graph = defs.resolve_asset_graph()
+    training = {k.to_user_string() for k in training_selection.resolve(graph)}
+    assert "deployment" not in training and set(EDGES) <= training
+    assert {k.to_user_string() for k in graph.get(AssetKey("deployment")).parent_keys} == {
+        "registered_model"
+    }
+    assert defs.get_sensor_def("deploy_validated_model").job_name == "deploy"
+    assert defs.get_schedule_def("weekly_retraining").job_name == "training"
+
+
 def test_blocking_checks_and_code_versions():
     graph = defs.resolve_asset_graph()
     checks = {key.name: graph.get(key).blocking for key in graph.asset_check_keys}
