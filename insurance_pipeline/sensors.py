@@ -18,6 +18,7 @@ GATES = [
     AssetCheckKey(AssetKey("validation_metrics"), "r2_above_floor"),
     AssetCheckKey(AssetKey("validation_metrics"), "predictions_finite"),
     AssetCheckKey(AssetKey("validation_metrics"), "test_rows_as_expected"),
+    AssetCheckKey(AssetKey("champion_comparison"), "challenger_not_worse"),
 ]
 
 

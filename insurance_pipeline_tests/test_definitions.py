@@ -13,7 +13,13 @@ EDGES = {
     "trained_model": {"train_test_split", "feature_transformer", "tpot_pipeline"},
     "validation_metrics": {"train_test_split", "trained_model"},
     "validation_report": {"train_test_split", "trained_model", "validation_metrics"},
-    "registered_model": {"trained_model", "validation_metrics", "validation_report"},
+    "champion_comparison": {"train_test_split", "trained_model"},
+    "registered_model": {
+        "trained_model",
+        "validation_metrics",
+        "validation_report",
+        "champion_comparison",
+    },
 }
 
 
@@ -45,6 +51,7 @@ def test_blocking_checks_and_code_versions():
         "r2_above_floor": True,
         "predictions_finite": True,
         "test_rows_as_expected": True,
+        "challenger_not_worse": True,
     }
     for asset in EDGES:
         assert graph.get(AssetKey(asset)).code_version, asset

@@ -39,6 +39,7 @@ def registered_model(
     trained_model: TrainedModel,
     validation_metrics: dict,
     validation_report: str,
+    champion_comparison: dict,
     data: InsuranceDataResource,
     mlflow: MlflowResource,
 ) -> Output[dict]:
@@ -87,6 +88,7 @@ def registered_model(
             "serving_sha256": serving_sha,
             "r2": round(metrics.r2, 4),
             "mae": round(metrics.mae, 2),
+            "challenger_verdict": champion_comparison["gate"].message,
             "report_file": MetadataValue.path(validation_report),
         },
     )

@@ -155,6 +155,7 @@ def trained_model(
         },
         input_example=train[list(FEATURE_COLUMNS)].head(5),
         pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
+        train_row_ids=result.value.train_row_ids,
     )
     model = dataclasses.replace(
         result.value,

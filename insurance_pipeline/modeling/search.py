@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-SEARCH_SPACES = ("insurance", "linear-light", "linear", "graph-light")
+SEARCH_SPACES = ("insurance", "baseline", "linear-light", "linear", "graph-light")
 
 
 @dataclass(frozen=True)
@@ -139,14 +139,32 @@ def insurance_search_space(random_state: int):
     return ChoicePipeline([gbr, lgbm, xgb])
 
 
+def baseline_search_space(random_state: int):
+    """Regularised linear models only: a fast, weak reference point."""
+    from ConfigSpace import ConfigurationSpace, Float
+    from sklearn.linear_model import ElasticNet
+    from tpot.search_spaces.nodes import EstimatorNode
+
+    return EstimatorNode(
+        ElasticNet,
+        ConfigurationSpace(
+            {
+                "alpha": Float("alpha", (1e-3, 10.0), log=True),
+                "l1_ratio": Float("l1_ratio", (0.0, 1.0)),
+                "max_iter": 5000,
+                "random_state": random_state,
+            }
+        ),
+        hyperparameter_parser=_plain_params,
+    )
+
+
 def build_regressor(budget: SearchBudget, client=None):
     from tpot import TPOTRegressor
 
-    space = (
-        insurance_search_space(budget.random_state)
-        if budget.search_space == "insurance"
-        else budget.search_space
-    )
+    builders = {"insurance": insurance_search_space, "baseline": baseline_search_space}
+    builder = builders.get(budget.search_space)
+    space = builder(budget.random_state) if builder else budget.search_space
     return TPOTRegressor(
         search_space=space,
         scorers=["neg_mean_squared_error"],
@@ -177,6 +195,15 @@ class _LineForwarder(io.TextIOBase):
         return len(text)
 
 
+class _SchedulerWorkers:
+    def __init__(self, client):
+        self._client = client
+
+    @property
+    def workers(self) -> dict:
+        return self._client.scheduler_info()["workers"]
+
+
 def run_search(
     X: np.ndarray,
     y: np.ndarray,
@@ -194,6 +221,9 @@ def run_search(
         from distributed import Client
 
         client = Client(budget.scheduler_address)
+        # TPOT sizes its work queue from `client.cluster.workers`, which a client connected
+        # by address does not have; give it a view of the scheduler's workers.
+        client.cluster = _SchedulerWorkers(client)
         progress(f"searching on the dask cluster at {budget.scheduler_address}")
     try:
         regressor = build_regressor(budget, client=client)
@@ -206,6 +236,7 @@ def run_search(
             regressor.fit(X, y)
     finally:
         if client is not None:
+            client.cluster = None  # ours was only a view; the cluster is not ours to close
             client.close()
     pipeline = regressor.fitted_pipeline_
     evaluated = regressor.evaluated_individuals

@@ -16,6 +16,7 @@ MODEL_KEY_TAG = "model_key"
 MODEL_SHA_TAG = "model_file_sha256"
 SERVING_SHA_TAG = "serving_sha256"
 SERVING_ARTIFACT_PATH = "serving"
+TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
 
 
 class MlflowResource(ConfigurableResource):
@@ -81,6 +82,7 @@ class MlflowResource(ConfigurableResource):
         tags: dict[str, str],
         input_example,
         pip_requirements: list[str],
+        train_row_ids: list[int],
     ) -> tuple[str, bool]:
         """Log the model once per `model_key`; returns (run_id, created)."""
         existing = self.find_run(model_key)
@@ -111,6 +113,8 @@ class MlflowResource(ConfigurableResource):
             )
             client.set_tag(run.info.run_id, "model_uri", info.model_uri)
             mlflow.log_artifact(str(model_file), artifact_path="joblib")
+            # The champion/challenger gate scores only rows a champion never trained on.
+            mlflow.log_dict({"train_row_ids": train_row_ids}, TRAIN_ROWS_ARTIFACT)
         return run.info.run_id, True
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
@@ -184,6 +188,21 @@ class MlflowResource(ConfigurableResource):
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return int(found.version), dest
+
+    def load_version_model(self, version) -> tuple[object, list[int]]:
+        """A registered version's trained pipeline and the row ids it was fitted on."""
+        import json
+        import tempfile
+
+        import joblib
+
+        with tempfile.TemporaryDirectory() as tmp:
+            client = self.client()
+            model_path = client.download_artifacts(version.run_id, "joblib/model.joblib", tmp)
+            model = joblib.load(model_path)
+            rows_path = client.download_artifacts(version.run_id, TRAIN_ROWS_ARTIFACT, tmp)
+            train_row_ids = json.loads(Path(rows_path).read_text())["train_row_ids"]
+        return model, train_row_ids
 
     def get_version(self, version: int):
         from mlflow.exceptions import MlflowException

@@ -83,7 +83,7 @@ def test_gates_are_read_from_the_registering_run(validated):
         event = instance.get_latest_materialization_event(AssetKey("registered_model"))
         assert failed_gates(instance, event.run_id) == []
         # a run without check evaluations falls back to the latest ones, which now failed
-        assert failed_gates(instance, "no-such-run") == ["r2_above_floor"]
+        assert "r2_above_floor" in failed_gates(instance, "no-such-run")
 
 
 def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):

@@ -16,6 +16,7 @@ from insurance_pipeline_tests.conftest import SHIPPED_CSV, TINY_SEARCH, tiny_run
 
 CONTRACT = AssetCheckKey(AssetKey("raw_insurance_data"), "raw_insurance_data_contract")
 R2_CHECK = AssetCheckKey(AssetKey("validation_metrics"), "r2_above_floor")
+CHALLENGER = AssetCheckKey(AssetKey("champion_comparison"), "challenger_not_worse")
 DAGSTER = os.path.join(os.path.dirname(sys.executable), "dagster")
 
 
@@ -29,7 +30,7 @@ def champion(workspace):
 def dagster_materialize(workspace, csv, **config) -> subprocess.CompletedProcess:
     run_config = {"ops": {"tpot_pipeline": {"config": TINY_SEARCH}}}
     for op, values in config.items():
-        run_config["ops"][op] = {"config": values}
+        run_config["ops"][op] = {"config": values}  # replaces the tiny search if given
     return subprocess.run(
         [
             DAGSTER,
@@ -102,6 +103,23 @@ def test_r2_below_the_floor_blocks_registration(champion):
     assert proc.returncode != 0
     evaluation = latest_check(R2_CHECK)
     assert not evaluation.passed and "below the floor 0.9990" in evaluation.description
+    assert registry_state() == ([1], 1)
+
+
+def test_a_worse_challenger_keeps_the_champion(champion):
+    # A plain linear model (new seed, floor low enough) is far worse than the boosted champion.
+    proc = dagster_materialize(
+        champion,
+        champion.csv,
+        tpot_pipeline={**TINY_SEARCH, "search_space": "baseline"},
+        train_test_split={"seed": 12},
+        validation_metrics={"r2_floor": 0.5},
+    )
+    assert proc.returncode != 0
+    evaluation = latest_check(CHALLENGER)
+    assert not evaluation.passed
+    assert "challenger is worse" in evaluation.description
+    assert "vs champion v1" in evaluation.description
     assert registry_state() == ([1], 1)
 
 

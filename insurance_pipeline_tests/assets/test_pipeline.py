@@ -17,6 +17,7 @@ ASSETS = [
     "feature_transformer",
     "tpot_pipeline",
     "trained_model",
+    "champion_comparison",
     "validation_metrics",
     "validation_report",
     "registered_model",
@@ -50,7 +51,11 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     assert list(meta) == ASSETS
     assert all(meta[a]["cache"] == "miss" for a in CACHED)
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    assert len(result.get_asset_check_evaluations()) == 4
+    assert len(result.get_asset_check_evaluations()) == 5
+    assert meta["champion_comparison"]["champion_version"] is None  # first model: no champion
+    segments = meta["validation_metrics"]["segments"]
+    for segment in ("smoker=yes", "smoker=no", "region=southwest", "sex=female"):
+        assert f"| {segment} |" in segments
 
     assert meta["raw_insurance_data"]["sha256"] == file_sha256(workspace.csv)
     assert meta["raw_insurance_data"]["rows"] == 1338
@@ -75,6 +80,7 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5, rel=1e-3)
     report = Path(meta["validation_report"]["file"]).read_text()
     assert report.count("data:image/png;base64,") == 2 and "r2" in report
+    assert "Metrics per segment" in report and "smoker" in report
     assert "![residuals](data:image/png;base64," in meta["validation_report"]["plots"]
 
     registered = meta["registered_model"]

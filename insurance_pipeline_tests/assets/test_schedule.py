@@ -18,6 +18,7 @@ TRAINING = {
     "trained_model",
     "validation_metrics",
     "validation_report",
+    "champion_comparison",
     "registered_model",
 }
 
@@ -60,6 +61,7 @@ def test_changed_code_makes_that_step_and_its_downstream_stale(materialized):
         "trained_model",
         "validation_metrics",
         "validation_report",
+        "champion_comparison",
         "registered_model",
     }
 

@@ -32,3 +32,23 @@ def test_same_seed_and_generation_budget_choose_the_same_pipeline(training_data)
     assert first.cv_score < 0  # negative MSE
     assert any(line.startswith("Generation") for line in progress), progress
     assert first.pipeline.predict(X[:5]).shape == (5,)
+
+
+def test_search_runs_on_an_existing_dask_cluster_by_address(training_data):
+    from distributed import LocalCluster
+
+    X, y = training_data
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        budget = SearchBudget(
+            **{**TINY_SEARCH, "n_jobs": 1}, scheduler_address=cluster.scheduler_address
+        )
+        lines: list[str] = []
+        before = cluster.scheduler.transition_counter
+        found = run_search(X, y, budget, progress=lines.append)
+        assert f"searching on the dask cluster at {cluster.scheduler_address}" in lines
+        # the scheduler of *this* cluster ran the evaluations
+        assert cluster.scheduler.transition_counter > before + 10
+        assert cluster.status.name == "running"  # the search did not shut it down
+    assert found.pipeline.predict(X[:3]).shape == (3,)

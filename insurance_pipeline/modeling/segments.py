@@ -1,0 +1,84 @@
+"""Holdout metrics per segment (smoker, region, sex) with bootstrap 95 % intervals."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+SEGMENT_COLUMNS = ("smoker", "region", "sex")
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """r2, mae, rmse for each row of y/p (shape: resamples x n)."""
+    residual = y - p
+    sse = (residual**2).sum(axis=-1)
+    sst = ((y - y.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r2 = np.where(sst > 0, 1 - sse / sst, np.nan)
+    return {
+        "r2": r2,
+        "mae": np.abs(residual).mean(axis=-1),
+        "rmse": np.sqrt((residual**2).mean(axis=-1)),
+    }
+
+
+def bootstrap_metrics(
+    y_true, y_pred, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
+) -> dict[str, dict[str, float]]:
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    point = {k: float(v) for k, v in _scores(y, p).items()}
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    draws = _scores(y[idx], p[idx])
+    tail = (1 - level) / 2 * 100
+    out = {}
+    for name, value in point.items():
+        low, high = np.nanpercentile(draws[name], [tail, 100 - tail])
+        out[name] = {"value": value, "ci_low": float(low), "ci_high": float(high)}
+    return out
+
+
+def segment_metrics(
+    rows: pd.DataFrame, y_true, y_pred, *, n_boot: int = 1000, seed: int = 0
+) -> list[dict]:
+    """One entry per segment: all rows, then each value of smoker, region and sex."""
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(y_pred, dtype=float)
+    segments = [("all", "all", np.ones(len(rows), dtype=bool))]
+    for column in SEGMENT_COLUMNS:
+        for value in sorted(rows[column].unique()):
+            segments.append((column, str(value), (rows[column] == value).to_numpy()))
+    results = []
+    for column, value, mask in segments:
+        if mask.sum() < 2:
+            continue
+        results.append(
+            {
+                "segment": column,
+                "value": value,
+                "n": int(mask.sum()),
+                **bootstrap_metrics(y[mask], p[mask], n_boot=n_boot, seed=seed),
+            }
+        )
+    return results
+
+
+def segment_table_html(results: list[dict]) -> str:
+    def cell(m):
+        fmt = "{:.3f}" if abs(m["value"]) < 10 else "{:,.0f}"
+        return (
+            f"{fmt.format(m['value'])} <small>[{fmt.format(m['ci_low'])}, "
+            f"{fmt.format(m['ci_high'])}]</small>"
+        )
+
+    rows = "".join(
+        f"<tr><td>{r['segment']}</td><td>{r['value']}</td><td>{r['n']}</td>"
+        f"<td>{cell(r['r2'])}</td><td>{cell(r['mae'])}</td><td>{cell(r['rmse'])}</td></tr>"
+        for r in results
+    )
+    return (
+        "<p>Point estimate with a bootstrap 95 % interval (1,000 resamples of the segment's "
+        "rows).</p><table><tr><th>segment</th><th>value</th><th>rows</th><th>r²</th>"
+        f"<th>MAE</th><th>RMSE</th></tr>{rows}</table>"
+    )
