@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench clean-cache clean lint serve contract serving-venv
+.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv
 SERVING_VENV ?= .venv-serving
 
 help:  ## list the commands
@@ -44,6 +44,9 @@ bench: install serving-venv $(DAGSTER_HOME)/dagster.yaml  ## pipeline + service 
 	$(PY) -m insurance_pipeline.cli export-champion
 	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.settings import get_settings as g; print(g().serving_artifact_dir)')
+
+bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model (writes README)
+	$(PY) benchmarks/bench_model.py --update-readme
 
 serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base deps only, as in the image)
 

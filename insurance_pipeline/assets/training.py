@@ -52,6 +52,9 @@ class SearchConfig(Config):
     n_jobs: int = Field(default=_DEFAULT_BUDGET.n_jobs, ge=1)
     random_state: int = Field(default=_DEFAULT_BUDGET.random_state)
     search_space: str = Field(default=_DEFAULT_BUDGET.search_space)
+    scorer: str = Field(
+        default=_DEFAULT_BUDGET.scorer, description="r2_mae: r2 - MAE/100000 (default)"
+    )
     scheduler_address: str | None = Field(
         default=None,
         description="An existing dask scheduler (tcp://host:port); default local",
@@ -95,8 +98,8 @@ def tpot_pipeline(
         data_version=data_version(result),
         metadata={
             "pipeline": found.description,
-            "cv_score_neg_mse": found.cv_score,
-            "cv_rmse": (-found.cv_score) ** 0.5 if found.cv_score < 0 else None,
+            "cv_score": found.cv_score,
+            "scorer": config.scorer,
             "pipelines_evaluated": found.evaluated,
             "search_seconds": round(found.seconds, 1),
             "budget": MetadataValue.json(config.model_dump()),
