@@ -22,14 +22,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _readme import update_readme_section  # noqa: E402
 
-ROW = {
-    "age": 35,
-    "sex": "female",
-    "bmi": 27.5,
-    "children": 1,
-    "smoker": False,
-    "region": "southeast",
-}
+from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
+
+ROW = EXAMPLE_INPUT
 PATH = "/api/models/insurance_charges_model/prediction"
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,36 @@ class Workspace:
         }
 
 
+@contextmanager
+def patched_environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (and re-read the settings object) for a block."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`python -m insurance_pipeline.cli ARGS` as `make run` runs it, with a tiny budget."""
+    tiny = ["--generations", "1", "--population-size", "4", "--cv", "2"]
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_pipeline.cli", *args[:1], *tiny, *args[1:]],
+        env={**os.environ, **env},
+        cwd=DEFAULT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> Iterator[Workspace]:
     """A fresh state dir with its own Dagster home and a copy of the CSV, set in os.environ
@@ -56,18 +89,8 @@ def workspace(tmp_path_factory) -> Iterator[Workspace]:
     csv = root / "insurance.csv"
     shutil.copy(SHIPPED_CSV, csv)
     ws = Workspace(root=root, dagster_home=home, csv=csv)
-    saved = {k: os.environ.get(k) for k in ws.env()}
-    os.environ.update(ws.env())
-    get_settings.cache_clear()
-    try:
+    with patched_environ(ws.env()):
         yield ws
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

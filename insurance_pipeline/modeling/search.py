@@ -176,37 +176,27 @@ def _huber_blend(params: dict) -> dict:
         subsample=p["gbr_subsample"],
         random_state=p["random_state"],
     )
-    lgbm = LGBMRegressor(
-        objective="huber",
-        alpha=p["lgbm_alpha"],
-        learning_rate=p["lgbm_learning_rate"],
-        n_estimators=p["lgbm_n_estimators"],
-        num_leaves=p["lgbm_num_leaves"],
-        max_depth=p["lgbm_max_depth"],
-        min_child_samples=p["lgbm_min_child_samples"],
-        subsample=p["lgbm_subsample"],
-        subsample_freq=1,
-        colsample_bytree=p["lgbm_colsample_bytree"],
-        random_state=p["random_state"],
-        n_jobs=1,
-        verbose=-1,
-    )
+
+    def lightgbm(**loss) -> LGBMRegressor:
+        return LGBMRegressor(
+            **loss,
+            learning_rate=p["lgbm_learning_rate"],
+            n_estimators=p["lgbm_n_estimators"],
+            num_leaves=p["lgbm_num_leaves"],
+            max_depth=p["lgbm_max_depth"],
+            min_child_samples=p["lgbm_min_child_samples"],
+            subsample=p["lgbm_subsample"],
+            subsample_freq=1,
+            colsample_bytree=p["lgbm_colsample_bytree"],
+            random_state=p["random_state"],
+            n_jobs=1,
+            verbose=-1,
+        )
+
+    lgbm = lightgbm(objective="huber", alpha=p["lgbm_alpha"])
     # A small squared-loss member pulls predictions toward the conditional mean (r2) without
     # giving up the Huber members' low absolute error.
-    mean_model = LGBMRegressor(
-        objective="regression",
-        learning_rate=p["lgbm_learning_rate"],
-        n_estimators=p["lgbm_n_estimators"],
-        num_leaves=p["lgbm_num_leaves"],
-        max_depth=p["lgbm_max_depth"],
-        min_child_samples=p["lgbm_min_child_samples"],
-        subsample=p["lgbm_subsample"],
-        subsample_freq=1,
-        colsample_bytree=p["lgbm_colsample_bytree"],
-        random_state=p["random_state"],
-        n_jobs=1,
-        verbose=-1,
-    )
+    mean_model = lightgbm(objective="regression")
     huber_share = 1 - p["squared_weight"]
     return {
         "estimators": [("gbr", gbr), ("lgbm", lgbm), ("mean", mean_model)],

@@ -9,6 +9,20 @@ from dagster import DagsterInstance
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import MlflowResource
 
+# The training assets in the order the job materializes them.
+TRAINING_ASSETS = [
+    "raw_insurance_data",
+    "insurance_data_profile",
+    "train_test_split",
+    "feature_transformer",
+    "tpot_pipeline",
+    "trained_model",
+    "champion_comparison",
+    "validation_metrics",
+    "validation_report",
+    "registered_model",
+]
+
 
 def materialize(run_config: dict[str, Any]):
     job = defs.resolve_job_def("training")

@@ -12,7 +12,7 @@ from dagster import AssetCheckKey, AssetKey, DagsterInstance
 
 from insurance_pipeline.settings import DEFAULT_ROOT
 from insurance_pipeline_tests.assets.helpers import materialize, registry_state
-from insurance_pipeline_tests.conftest import SHIPPED_CSV, TINY_SEARCH, tiny_run_config
+from insurance_pipeline_tests.conftest import SHIPPED_CSV, TINY_SEARCH, run_cli, tiny_run_config
 
 CONTRACT = AssetCheckKey(AssetKey("raw_insurance_data"), "raw_insurance_data_contract")
 R2_CHECK = AssetCheckKey(AssetKey("validation_metrics"), "r2_above_floor")
@@ -126,26 +126,8 @@ def test_a_worse_challenger_keeps_the_champion(champion):
 def test_make_run_cli_prints_the_failed_check_and_exits_1(champion, tmp_path):
     bad = tmp_path / "insurance.csv"
     write_missing_column(bad)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "insurance_pipeline.cli",
-            "run",
-            "--generations",
-            "1",
-            "--population-size",
-            "4",
-            "--cv",
-            "2",
-            "--log-level",
-            "ERROR",
-        ],
-        env={**os.environ, **champion.env(), "INSURANCE_DATA_PATH": str(bad)},
-        cwd=DEFAULT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    proc = run_cli(
+        {**champion.env(), "INSURANCE_DATA_PATH": str(bad)}, "run", "--log-level", "ERROR"
     )
     assert proc.returncode == 1
     assert (

@@ -7,21 +7,15 @@ import pytest
 from insurance_pipeline.data.hashing import file_sha256
 from insurance_pipeline.modeling import search
 from insurance_pipeline.resources import MlflowResource
-from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
+from insurance_pipeline_tests.assets.helpers import (
+    TRAINING_ASSETS,
+    materialize,
+    metadata_by_asset,
+    registry_state,
+)
 from insurance_pipeline_tests.conftest import tiny_run_config
 
-ASSETS = [
-    "raw_insurance_data",
-    "insurance_data_profile",
-    "train_test_split",
-    "feature_transformer",
-    "tpot_pipeline",
-    "trained_model",
-    "champion_comparison",
-    "validation_metrics",
-    "validation_report",
-    "registered_model",
-]
+ASSETS = TRAINING_ASSETS
 CACHED = ASSETS[:-1]
 FLOOR = {"validation_metrics": {"r2_floor": 0.5}}  # this test is about caching, not the gate
 

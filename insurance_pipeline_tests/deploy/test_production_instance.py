@@ -1,15 +1,13 @@
 """The production instance config (deploy/dagster/dagster.yaml) against a real PostgreSQL:
 Dagster storage and the MLflow backend store on PostgreSQL, a tiny training run, the sensor."""
 
-import os
 import shutil
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from insurance_pipeline.deploy.plan import PROJECT
+from insurance_pipeline_tests.conftest import patched_environ, run_cli
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
@@ -62,18 +60,8 @@ def production_env(databases, workspace, tmp_path_factory):
         "MLFLOW_TRACKING_URI": mlflow_uri,
         "MLFLOW_REGISTRY_URI": mlflow_uri,
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    from insurance_pipeline.settings import get_settings
-
-    get_settings.cache_clear()
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    get_settings.cache_clear()
+    with patched_environ(env):
+        yield env
 
 
 def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
@@ -82,29 +70,7 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
     from insurance_pipeline.definitions import defs
     from insurance_pipeline.resources import MlflowResource
 
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "insurance_pipeline.cli",
-            "run",
-            "--generations",
-            "1",
-            "--population-size",
-            "4",
-            "--cv",
-            "2",
-            "--r2-floor",
-            "0.5",
-            "--log-level",
-            "ERROR",
-        ],
-        env={**os.environ, **production_env},
-        cwd=PROJECT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = run_cli(production_env, "run", "--r2-floor", "0.5", "--log-level", "ERROR")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "registered model: insurance_charges_model version 1" in proc.stdout
 

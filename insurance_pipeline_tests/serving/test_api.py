@@ -6,16 +6,11 @@ import httpx
 import pandas as pd
 import pytest
 
+from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
+
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
-VALID = {
-    "age": 35,
-    "sex": "female",
-    "bmi": 27.5,
-    "children": 1,
-    "smoker": False,
-    "region": "southeast",
-}
+VALID = EXAMPLE_INPUT
 
 
 def post(service, path, body=None, content=None, headers=None):

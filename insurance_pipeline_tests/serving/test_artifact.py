@@ -10,16 +10,10 @@ from insurance_pipeline.data.contract import FEATURE_COLUMNS
 from insurance_pipeline.serving.artifact import ArtifactError, load_artifact, write_artifact
 from insurance_pipeline.serving.plain import to_serving_pipeline
 from insurance_pipeline.serving.predictor import Predictor, _frame, probe_rows
+from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.serving.conftest import start_service, stop
 
-VALID = {
-    "age": 35,
-    "sex": "female",
-    "bmi": 27.5,
-    "children": 1,
-    "smoker": False,
-    "region": "southeast",
-}
+VALID = EXAMPLE_INPUT
 
 
 def copy_of(artifact_dir, tmp_path):
@@ -111,3 +105,38 @@ def test_service_with_a_bad_artifact_stays_unready_and_says_why(artifact_dir, tm
         assert service.process.poll() is None  # still running
     finally:
         stop(service)
+
+
+@pytest.mark.parametrize("family", ["lightgbm", "xgboost", "blend", "forest"])
+def test_compiled_regressors_equal_their_predict(trained_pipeline, insurance_frame, family):
+    from lightgbm import LGBMRegressor
+    from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor, VotingRegressor
+    from xgboost import XGBRegressor
+
+    from insurance_pipeline.data.contract import TARGET_COLUMN
+    from insurance_pipeline.modeling.model import assemble_model
+    from insurance_pipeline.serving.predictor import compile_regressor
+
+    features = trained_pipeline.named_steps["features"]
+    X = features.transform(insurance_frame[list(FEATURE_COLUMNS)])
+    y = insurance_frame[TARGET_COLUMN]
+    lgbm = LGBMRegressor(objective="huber", alpha=5000, n_estimators=50, verbose=-1)
+    regressor = {
+        "lightgbm": lgbm,
+        "xgboost": XGBRegressor(n_estimators=30, max_depth=3),
+        "blend": VotingRegressor(
+            [("gbr", GradientBoostingRegressor(loss="huber", n_estimators=40)), ("lgbm", lgbm)],
+            weights=[0.7, 0.3],
+        ),
+        "forest": RandomForestRegressor(n_estimators=10, random_state=0),  # not compiled
+    }[family].fit(X, y)
+    np.testing.assert_allclose(
+        compile_regressor(regressor)(X), regressor.predict(X), rtol=1e-6, atol=1e-6
+    )
+    predictor = Predictor(to_serving_pipeline(assemble_model(features, regressor)))
+    assert predictor.compiled
+    rows = [
+        {**r, "smoker": r["smoker"] == "yes"}
+        for r in insurance_frame[list(FEATURE_COLUMNS)].to_dict("records")
+    ]
+    np.testing.assert_allclose(predictor.predict(rows), regressor.predict(X), rtol=1e-6, atol=1e-6)

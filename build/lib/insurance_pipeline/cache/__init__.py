@@ -1,1 +1,0 @@
-"""The content-keyed step cache (pure: no dagster)."""
