@@ -1,5 +1,7 @@
 """The code location loads and has the graph the product describes."""
 
+import os
+
 from dagster import AssetKey
 
 from insurance_pipeline.definitions import defs
@@ -70,7 +72,7 @@ def test_serving_modules_do_not_need_the_training_stack():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_dagster_cli_validates_the_code_location():
+def test_dagster_cli_validates_the_code_location(tmp_path):
     import subprocess
     import sys
     from pathlib import Path
@@ -79,6 +81,7 @@ def test_dagster_cli_validates_the_code_location():
     proc = subprocess.run(
         [str(dagster), "definitions", "validate", "-w", "workspace.yaml"],
         cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, "DAGSTER_HOME": str(tmp_path)},  # an empty, existing home
         capture_output=True,
         text=True,
         timeout=300,
