@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # The model service image: base (serving-only) install + one registered model version.
-#   docker build --build-arg MODEL_DIR=<folder with model.joblib + manifest.json> \
+#   docker build --build-arg MODEL_DIR=.artifacts/serving/v<n> \
 #     --build-arg MODEL_VERSION=<n> --build-arg MODEL_SHA256=<sha256 of model.joblib> -t <repo>:v<n> .
+# (MODEL_DIR: a folder inside the build context with model.joblib + manifest.json.)
 # The deploy sensor runs exactly this (see README "Deploy").
 
 FROM python:3.11.7-slim-bookworm AS build

@@ -52,8 +52,10 @@ def summarize(result) -> tuple[list[str], bool]:
             }
     lines.append("steps:")
     for name, meta in materialized.items():
-        cache = meta.get("cache", "-")
-        lines.append(f"  {name:<24} cache: {cache}")
+        if "cache" in meta:
+            lines.append(f"  {name:<24} cache: {meta['cache']}")
+        else:  # registration is not cached: it looks its version up by model key instead
+            lines.append(f"  {name:<24} new version: {meta.get('new_version')}")
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     failed_steps = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     metrics = materialized.get("validation_metrics")

@@ -1,0 +1,45 @@
+"""The CLI's small commands: cache pruning and exporting the champion's artifact."""
+
+import subprocess
+import sys
+
+from insurance_pipeline.cache.store import StepCache
+from insurance_pipeline.settings import DEFAULT_ROOT
+
+
+def cli(tmp_path, *args):
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "INSURANCE_STATE_DIR": str(tmp_path),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_pipeline.cli", *args],
+        env=env,
+        cwd=DEFAULT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_clean_cache_empties_the_step_cache(tmp_path):
+    cache = StepCache(tmp_path / ".cache" / "steps")
+    cache.get_or_compute("step", "k", lambda: b"x" * 100_000)
+    proc = cli(tmp_path, "clean-cache")
+    assert proc.returncode == 0, proc.stderr
+    assert "0.1 MB -> 0.0 MB" in proc.stdout
+    assert not StepCache(tmp_path / ".cache" / "steps").contains("step", "k")
+
+
+def test_export_champion_without_a_champion_says_what_to_do(tmp_path):
+    proc = cli(tmp_path, "export-champion", "--dest", str(tmp_path / "served"))
+    assert proc.returncode == 1
+    assert "no version of insurance_charges_model has the alias 'champion'" in proc.stderr
+    assert "make run" in proc.stderr
+
+
+def test_run_refuses_to_start_without_dagster_home(tmp_path):
+    proc = cli(tmp_path, "run")
+    assert proc.returncode == 2
+    assert "DAGSTER_HOME is not set" in proc.stderr
