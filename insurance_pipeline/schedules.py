@@ -18,12 +18,12 @@ from dagster import (
     schedule,
 )
 
+from insurance_pipeline.assets._cached import DATA_VERSION_TAG
 from insurance_pipeline.data.hashing import file_sha256
 from insurance_pipeline.settings import get_settings
 
 INPUT_VERSION_TAG_PREFIX = "dagster/input_data_version/"
 CODE_VERSION_TAG = "dagster/code_version"
-DATA_VERSION_TAG = "dagster/data_version"
 RAW_DATA = AssetKey("raw_insurance_data")
 
 

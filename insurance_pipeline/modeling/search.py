@@ -79,10 +79,14 @@ class SearchResult:
     log: list[str]
 
 
+def _python_values(params: dict) -> dict:
+    """ConfigSpace hands numpy scalars; estimators (and their reprs) want Python values."""
+    return {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+
+
 def _plain_params(params: dict) -> dict:
-    """ConfigSpace hands numpy scalars; estimators (and their reprs) want Python values.
-    Loss-specific knobs are dropped where the chosen loss ignores them."""
-    plain = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+    """Python values, without the loss-specific knobs the chosen loss ignores."""
+    plain = _python_values(params)
     objective = plain.get("objective")
     if "huber_slope" in plain and objective != "reg:pseudohubererror":
         del plain["huber_slope"]
@@ -165,7 +169,7 @@ def _huber_blend(params: dict) -> dict:
     from lightgbm import LGBMRegressor
     from sklearn.ensemble import GradientBoostingRegressor
 
-    p = {k: v.item() if isinstance(v, np.generic) else v for k, v in params.items()}
+    p = _python_values(params)
     gbr = GradientBoostingRegressor(
         loss="huber",
         alpha=p["gbr_alpha"],

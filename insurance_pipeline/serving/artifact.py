@@ -6,12 +6,13 @@ file with an `ArtifactError` whose message says which file and why.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from insurance_pipeline.data.hashing import file_sha256
 
 MODEL_FILE = "model.joblib"
 MANIFEST_FILE = "manifest.json"
@@ -39,14 +40,6 @@ class Manifest:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def write_artifact(model: Any, folder: Path, **manifest_fields) -> Manifest:
     """Save `model` and its manifest into `folder`, each written to a temporary name first."""
     import joblib
@@ -54,7 +47,7 @@ def write_artifact(model: Any, folder: Path, **manifest_fields) -> Manifest:
     folder.mkdir(parents=True, exist_ok=True)
     tmp_model = folder / f".{MODEL_FILE}.tmp"
     joblib.dump(model, tmp_model)
-    manifest = Manifest(sha256=sha256_of(tmp_model), **manifest_fields)
+    manifest = Manifest(sha256=file_sha256(tmp_model), **manifest_fields)
     tmp_model.replace(folder / MODEL_FILE)
     tmp_manifest = folder / f".{MANIFEST_FILE}.tmp"
     tmp_manifest.write_text(manifest.to_json())
@@ -82,7 +75,7 @@ def load_artifact(folder: str | os.PathLike) -> tuple[Any, Manifest]:
     model_path = folder / manifest.model_file
     if not model_path.is_file():
         raise ArtifactError(f"model file not found: {model_path}")
-    actual = sha256_of(model_path)
+    actual = file_sha256(model_path)
     if actual != manifest.sha256:
         raise ArtifactError(
             f"model file {model_path} has sha256 {actual}, but the manifest pins "

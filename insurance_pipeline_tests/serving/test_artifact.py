@@ -69,11 +69,11 @@ def test_unreadable_model_is_refused(tmp_path):
     write_artifact({"not": "a model"}, folder, model_name="insurance_charges_model", version=1)
     (folder / "model.joblib").write_bytes(b"garbage")
     manifest = (folder / "manifest.json").read_text()
-    from insurance_pipeline.serving.artifact import sha256_of
+    from insurance_pipeline.data.hashing import file_sha256
 
     old_sha = manifest.split('"sha256": "')[1].split('"')[0]
     (folder / "manifest.json").write_text(
-        manifest.replace(old_sha, sha256_of(folder / "model.joblib"))
+        manifest.replace(old_sha, file_sha256(folder / "model.joblib"))
     )
     with pytest.raises(ArtifactError, match="could not be loaded"):
         load_artifact(folder)
