@@ -11,7 +11,7 @@ against the Kubernetes schemas, so a bad chart never reaches a registry or a clu
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -32,7 +32,6 @@ class DeployTarget:
     namespace: str = "model-services"
     timeout: str = "5m"
     kube_context: str | None = None
-    extra_values: dict[str, str] = field(default_factory=dict)
 
     @property
     def repository(self) -> str:
@@ -50,7 +49,6 @@ def helm_values(target: DeployTarget, version: int, model_sha256: str) -> dict[s
         "image.tag": image_tag(version),
         "model.version": str(version),
         "model.sha256": model_sha256,
-        **target.extra_values,
     }
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -44,8 +43,6 @@ class ModelState:
     manifest: Manifest | None = None
     predict: object | None = None  # logged predict function: list[dict] -> list[float]
     error: str | None = None
-    started_at: float = field(default_factory=time.monotonic)
-    loaded_in_s: float | None = None
 
     @property
     def ready(self) -> bool:
@@ -69,7 +66,6 @@ def load_model(artifact_dir: Path) -> ModelState:
             return [round(float(v), 2) for v in values]
 
         state.manifest, state.predict = manifest, predict
-        state.loaded_in_s = time.monotonic() - state.started_at
         log.info(
             "model loaded",
             extra={

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -92,7 +91,3 @@ def logged_prediction(
         return wrapper
 
     return decorate
-
-
-def log_extra(**fields: Any) -> dict[str, Any]:
-    return {"extra": fields}

@@ -50,16 +50,6 @@ class InsuranceChargesModelOutput(BaseModel):
     charges: float = Field(description="Predicted yearly charges in dollars, 2 decimals")
 
 
-class BatchInput(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    inputs: Annotated[list[InsuranceChargesModelInput], Field(min_length=1, max_length=MAX_BATCH)]
-
-
-class BatchOutput(BaseModel):
-    predictions: list[InsuranceChargesModelOutput]
-
-
 class ModelMetadata(BaseModel):
     qualified_name: str
     display_name: str
