@@ -29,7 +29,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVING_ARTIFACT_DIR=/app/model \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000 \
-    MODEL_VERSION=${MODEL_VERSION}
+    MODEL_VERSION=${MODEL_VERSION} \
+    MODEL_SHA256=${MODEL_SHA256}
 RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root ${MODEL_DIR}/model.joblib ${MODEL_DIR}/manifest.json /app/model/

@@ -22,9 +22,10 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_helm.py
 	$(PY) scripts/install_helm.py $(VENV)/bin
 	@touch $(STAMP)
 
+# Copied under a private name, then renamed: two `make run` started together both succeed.
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $@
+	@cp dagster.yaml $@.$$$$.tmp && mv -f $@.$$$$.tmp $@
 
 run: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every training asset (default budget)
 	$(PY) -m insurance_pipeline.cli run $(ARGS)

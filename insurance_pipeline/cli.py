@@ -9,8 +9,11 @@ a gate blocks the model.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 
@@ -32,12 +35,13 @@ def build_run_config(args: argparse.Namespace) -> dict[str, Any]:
         ops["tpot_pipeline"] = {"config": search}
     if args.seed is not None:
         ops["train_test_split"] = {"config": {"seed": args.seed}}
-    if args.r2_floor is not None:
-        ops["validation_metrics"] = {"config": {"r2_floor": args.r2_floor}}
-    return {
+    config: dict[str, Any] = {
         "ops": ops,
         "loggers": {"console": {"config": {"log_level": args.log_level}}},
     }
+    if args.r2_floor is not None:
+        config["resources"] = {"gates": {"config": {"r2_floor": args.r2_floor}}}
+    return config
 
 
 def summarize(result) -> tuple[list[str], bool]:
@@ -88,6 +92,35 @@ def summarize(result) -> tuple[list[str], bool]:
     return lines, ok
 
 
+RUN_LOCK = "insurance-pipeline-run.lock"
+
+
+@contextlib.contextmanager
+def run_lock(path: Path):
+    """An exclusive lock held for the whole run; the OS releases it if the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            print(
+                f"another run holds the lock {path} ({holder}); waiting for it to finish",
+                file=sys.stderr,
+                flush=True,
+            )
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
@@ -97,7 +130,9 @@ def run(args: argparse.Namespace) -> int:
         print("DAGSTER_HOME is not set; `make run` sets it to .dagster/", file=sys.stderr)
         return 2
     job = defs.resolve_job_def("training")
-    with DagsterInstance.get() as instance:
+    # One run per state at a time: a second `make run` waits here, then finds every step in
+    # the cache, instead of creating the instance's storage twice or racing the registry.
+    with run_lock(Path(os.environ["DAGSTER_HOME"]) / RUN_LOCK), DagsterInstance.get() as instance:
         result = job.execute_in_process(
             run_config=build_run_config(args), instance=instance, raise_on_error=False
         )

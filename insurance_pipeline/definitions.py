@@ -15,8 +15,10 @@ from dagster import (
 from insurance_pipeline.assets import data, deployment, features, registry, training, validation
 from insurance_pipeline.resources import (
     DeployRunnerResource,
+    GatesResource,
     InsuranceDataResource,
     MlflowResource,
+    StepCacheIOManager,
     StepCacheResource,
 )
 from insurance_pipeline.schedules import build_retraining_schedule
@@ -41,6 +43,8 @@ deploy_job = define_asset_job(
     selection=AssetSelection.assets(deployment.deployment),
     description="Build, push and roll out one registered model version",
 )
+
+step_cache = StepCacheResource()
 
 defs = Definitions(
     assets=[
@@ -70,7 +74,10 @@ defs = Definitions(
     resources={
         "data": InsuranceDataResource(),
         "mlflow": MlflowResource(),
-        "step_cache": StepCacheResource(),
+        "step_cache": step_cache,
+        # The step cache is also the store Dagster loads asset values from: one store.
+        "io_manager": StepCacheIOManager(step_cache=step_cache),
+        "gates": GatesResource(),
         "deployer": DeployRunnerResource(),
     },
     # In-process: the training stack costs ~6 s of imports per step in a subprocess, and the

@@ -1,71 +1,120 @@
-"""The deploy sensor: one deploy run per validated model version, never twice."""
+"""The deploy sensor: `champion` differs from what this environment last deployed -> one
+deploy run, if the champion's verdicts allow it.
 
-import json
+- Deployable: the champion version was approved by registration and every required gate has
+  a passing verdict for its model under the settings it was approved with (the same check
+  the `deployment` asset repeats). Check results recorded by other Dagster runs count for
+  nothing.
+- Last deployed in this environment: the latest successful `deployment` materialization in
+  this Dagster instance (a real rollout, or a dry-run in the local environment). A rollback
+  of `champion` to an earlier version therefore redeploys that version.
+- Retries: a version whose sensor-launched deploys failed `max_attempts` times in a row
+  (resource `deployer`, default 3) is reported and left alone until a new version becomes
+  champion or someone runs the deploy job by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
 
 from dagster import (
-    AssetCheckKey,
     AssetKey,
-    DagsterEventType,
+    DagsterRunStatus,
     RunRequest,
+    RunsFilter,
     SensorEvaluationContext,
     SkipReason,
     sensor,
 )
 
-REGISTERED = AssetKey("registered_model")
-GATES = [
-    AssetCheckKey(AssetKey("raw_insurance_data"), "raw_insurance_data_contract"),
-    AssetCheckKey(AssetKey("validation_metrics"), "r2_above_floor"),
-    AssetCheckKey(AssetKey("validation_metrics"), "predictions_finite"),
-    AssetCheckKey(AssetKey("validation_metrics"), "test_rows_as_expected"),
-    AssetCheckKey(AssetKey("champion_comparison"), "challenger_not_worse"),
+from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
+
+SENSOR_NAME = "deploy_validated_model"
+DEPLOY_JOB = "deploy"
+DEPLOYMENT = AssetKey("deployment")
+SENSOR_TAG = "dagster/sensor_name"
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
 ]
 
 
-def failed_gates(instance, run_id: str) -> list[str]:
-    """Blocking checks that did not pass for the model registered by `run_id`: the
-    evaluations of that run, or for a gate that run did not evaluate, its latest one."""
-    in_run = {}
-    for record in instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION
-    ).records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        in_run[AssetCheckKey(evaluation.asset_key, evaluation.check_name)] = evaluation.passed
-    missing = [key for key in GATES if key not in in_run]
-    if missing:
-        latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(missing)
-        for key in missing:
-            record = latest.get(key)
-            event = record.event if record else None
-            evaluation = event.dagster_event.event_specific_data if event else None
-            in_run[key] = bool(evaluation and evaluation.passed)
-    return [key.name for key in GATES if not in_run[key]]
+@dataclass(frozen=True)
+class DeployHistory:
+    """What this environment's instance says about deploying one version."""
+
+    runs: int  # deploy runs of this version, any status
+    failed_in_a_row: int  # sensor-launched failures since its last success or manual run
+    in_flight: bool
+
+
+def deployed_version(instance) -> int | None:
+    """The version of the latest successful deployment materialization (rollout or dry-run)."""
+    event = instance.get_latest_materialization_event(DEPLOYMENT)
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("model_version")
+    return int(value.value) if value is not None else None
+
+
+def _version_of(run) -> int | None:
+    config = (run.run_config or {}).get("ops", {}).get("deployment", {}).get("config", {})
+    version = config.get("model_version")
+    return int(version) if version is not None else None
+
+
+def deploy_history(instance, version: int, limit: int = 200) -> DeployHistory:
+    records = instance.get_run_records(RunsFilter(job_name=DEPLOY_JOB), limit=limit)
+    runs = [r.dagster_run for r in records if _version_of(r.dagster_run) == version]  # newest first
+    failed = 0
+    for run in runs:
+        if run.status != DagsterRunStatus.FAILURE or run.tags.get(SENSOR_TAG) != SENSOR_NAME:
+            break
+        failed += 1
+    return DeployHistory(
+        runs=len(runs),
+        failed_in_a_row=failed,
+        in_flight=any(run.status in IN_FLIGHT for run in runs),
+    )
 
 
 def build_deploy_sensor(deploy_job):
     @sensor(
         job=deploy_job,
-        name="deploy_validated_model",
+        name=SENSOR_NAME,
         minimum_interval_seconds=30,
-        description="When a validated model version is registered, build and roll it out once.",
+        description="When `champion` differs from what this environment last deployed, deploy "
+        "it once its verdicts are checked; failed deploys are retried a bounded number of "
+        "times.",
     )
-    def deploy_validated_model(context: SensorEvaluationContext):
-        cursor = json.loads(context.cursor) if context.cursor else {"versions": []}
-        event = context.instance.get_latest_materialization_event(REGISTERED)
-        if event is None or event.asset_materialization is None:
-            return SkipReason("no registered model yet")
-        version = int(event.asset_materialization.metadata["version"].value)
-        if version in cursor["versions"]:
-            return SkipReason(f"version {version} was already sent to deploy")
-        failed = failed_gates(context.instance, event.run_id)
-        if failed:
-            return SkipReason(f"version {version}: blocking checks not passed: {failed}")
-        cursor["versions"].append(version)
-        context.update_cursor(json.dumps(cursor))
+    def deploy_validated_model(
+        context: SensorEvaluationContext, mlflow: MlflowResource, deployer: DeployRunnerResource
+    ):
+        champion = mlflow.alias_version("champion")  # a registry error fails the tick, visibly
+        if champion is None:
+            return SkipReason("no champion yet")
+        version = int(champion.version)
+        deployed = deployed_version(context.instance)
+        if deployed == version:
+            return SkipReason(f"champion v{version} is what this environment last deployed")
+        decision = mlflow.version_approval(champion)
+        if not decision.approved:
+            return SkipReason(f"champion v{version} is not deployable: {decision.summary()}")
+        history = deploy_history(context.instance, version)
+        if history.in_flight:
+            return SkipReason(f"a deploy run of v{version} is already queued or running")
+        if history.failed_in_a_row >= deployer.max_attempts:
+            return SkipReason(
+                f"v{version} failed to deploy {history.failed_in_a_row} times in a row "
+                f"(max_attempts {deployer.max_attempts}); not retrying until a new version "
+                "becomes champion or the deploy job is run by hand"
+            )
         return RunRequest(
-            run_key=f"deploy-insurance_charges_model-v{version}",
+            run_key=f"deploy-{mlflow.model_name}-v{version}-run{history.runs + 1}",
             run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
-            tags={"model_version": str(version)},
+            tags={"model_version": str(version), "previous_deployed": str(deployed)},
         )
 
     return deploy_validated_model

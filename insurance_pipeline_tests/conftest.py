@@ -24,11 +24,15 @@ SHIPPED_CSV = DEFAULT_ROOT / "data" / "insurance.csv"
 TINY_SEARCH = {"generations": 1, "population_size": 4, "cv": 2, "n_jobs": 1}
 
 
-def tiny_run_config(**ops_config) -> dict:
+def tiny_run_config(gates: dict | None = None, **ops_config) -> dict:
+    """Run config with the tiny search; `gates` configures the gates resource (r2_floor, …)."""
     ops = {"tpot_pipeline": {"config": dict(TINY_SEARCH)}}
     for op, config in ops_config.items():
         ops.setdefault(op, {"config": {}})["config"].update(config)
-    return {"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    config = {"ops": ops, "loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+    if gates:
+        config["resources"] = {"gates": {"config": dict(gates)}}
+    return config
 
 
 @dataclass

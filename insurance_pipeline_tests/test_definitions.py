@@ -17,6 +17,7 @@ EDGES = {
     "validation_report": {"train_test_split", "trained_model", "validation_metrics"},
     "champion_comparison": {"train_test_split", "trained_model"},
     "registered_model": {
+        "train_test_split",  # a missing challenger verdict is judged on its held-out rows
         "trained_model",
         "validation_metrics",
         "validation_report",

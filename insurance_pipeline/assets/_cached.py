@@ -1,34 +1,23 @@
 """Glue between Dagster assets and the content-keyed step cache."""
 
-import hashlib
-import importlib
-import inspect
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, DataVersion, asset
 
+from insurance_pipeline.cache.code_version import code_version
 from insurance_pipeline.cache.store import CachedResult, step_cache_key
 
 DATA_VERSION_TAG = "dagster/data_version"
 
 
-def source_version(*objects: Any) -> str:
-    """A code version from source text: functions and modules the step's result depends on."""
-    digest = hashlib.sha256()
-    for obj in objects:
-        target = importlib.import_module(obj) if isinstance(obj, str) else obj
-        digest.update(inspect.getsource(target).encode())
-    return digest.hexdigest()[:16]
-
-
-def versioned_asset(*depends_on: Any, **asset_kwargs):
-    """`@asset` whose code_version hashes the function's own source plus `depends_on`
-    (module names or objects), so editing the step's code makes exactly it and its
-    downstream miss the cache and show as stale."""
+def versioned_asset(**asset_kwargs):
+    """`@asset` whose code_version hashes the function's source and every project module it
+    reaches (followed through imports, see `cache.code_version`), so editing any code the step
+    uses makes exactly it and its downstream miss the cache and show as stale."""
 
     def decorate(fn: Callable):
-        return asset(code_version=source_version(fn, *depends_on), **asset_kwargs)(fn)
+        return asset(code_version=code_version(fn), **asset_kwargs)(fn)
 
     return decorate
 

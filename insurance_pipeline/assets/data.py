@@ -17,6 +17,7 @@ from insurance_pipeline.assets._cached import (
     cache_metadata,
     data_version,
     run_cached,
+    upstream_data_versions,
     versioned_asset,
 )
 from insurance_pipeline.data.contract import (
@@ -37,7 +38,6 @@ def insurance_csv(data: InsuranceDataResource) -> DataVersion:
 
 
 @versioned_asset(
-    "insurance_pipeline.data.contract",
     deps=[insurance_csv],
     group_name=GROUP,
     description="The CSV as read, every value a string: the contract check decides what is valid.",
@@ -88,7 +88,7 @@ def raw_insurance_data_contract(raw_insurance_data: pd.DataFrame) -> AssetCheckR
     )
 
 
-@versioned_asset("insurance_pipeline.data.contract", group_name=GROUP)
+@versioned_asset(group_name=GROUP)
 def insurance_data_profile(
     context: AssetExecutionContext,
     raw_insurance_data: pd.DataFrame,
@@ -125,7 +125,7 @@ def insurance_data_profile(
         path.write_text(result.value["html"], encoding="utf-8")
     summary = result.value["summary"]
     return Output(
-        str(path),
+        result.value,
         data_version=data_version(result),
         metadata={
             "file": MetadataValue.path(str(path)),
@@ -141,11 +141,7 @@ class SplitConfig(Config):
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of rows held out")
 
 
-@versioned_asset(
-    "insurance_pipeline.data.split",
-    "insurance_pipeline.data.contract",
-    group_name=GROUP,
-)
+@versioned_asset(group_name=GROUP)
 def train_test_split(
     context: AssetExecutionContext,
     config: SplitConfig,
@@ -153,16 +149,19 @@ def train_test_split(
     step_cache: StepCacheResource,
 ):
     """Deduplicated rows split 80/20 with a seed; the frame index is the CSV row id."""
+    upstream = upstream_data_versions(context)
     result = run_cached(
         context,
         step_cache.store(),
         lambda: split_rows(
-            to_typed_frame(raw_insurance_data),
+            to_typed_frame(raw_insurance_data),  # re-validates: raises on any violation
             seed=config.seed,
             test_fraction=config.test_fraction,
+            data_version=upstream["raw_insurance_data"],
         ),
         config=config.model_dump(),
         libraries=["pandas", "scikit-learn"],
+        upstream_versions=upstream,
     )
     split: Split = result.value
     return Output(

@@ -8,11 +8,10 @@ from dagster import (
     Failure,
     MaterializeResult,
     MetadataValue,
-    asset,
 )
 from pydantic import Field
 
-from insurance_pipeline.assets._cached import source_version
+from insurance_pipeline.assets._cached import versioned_asset
 from insurance_pipeline.assets.registry import registered_model
 from insurance_pipeline.deploy.plan import (
     build_commands,
@@ -33,10 +32,9 @@ class DeployConfig(Config):
     model_version: int = Field(description="Registered version of insurance_charges_model")
 
 
-@asset(
+@versioned_asset(
     group_name="deploy",
     deps=[registered_model],
-    code_version=source_version("insurance_pipeline.deploy.plan"),
     description="Image build + push + helm upgrade of one validated model version.",
 )
 def deployment(
@@ -47,7 +45,13 @@ def deployment(
     data: InsuranceDataResource,
 ) -> MaterializeResult:
     version = config.model_version
-    registered = mlflow.get_version(version)
+    try:
+        registered = mlflow.get_version(version)
+    except LookupError as error:
+        raise Failure(f"cannot deploy: {error}") from error
+    decision = mlflow.version_approval(registered)  # the same verdicts registration required
+    if not decision.approved:
+        raise Failure(f"version {version} will not be deployed: {decision.summary()}")
     model_sha = registered.tags.get(SERVING_SHA_TAG)
     if not model_sha:
         raise Failure(f"version {version} has no serving artifact: it never passed the gates")
@@ -104,7 +108,11 @@ def deployment(
         )
     if deployer.mode == "execute":
         mlflow.set_alias(DEPLOYED, version)  # what the cluster serves, next to `champion`
+        metadata["status"] = "deployed"
         metadata["alias"] = DEPLOYED
     else:
+        # Recorded as dry-run-deployed so the sensor does not ask again for this version;
+        # only a real rollout moves `deployed`.
+        metadata["status"] = "dry-run-deployed"
         metadata["alias"] = "not moved (dry-run: nothing was rolled out)"
     return MaterializeResult(metadata=metadata)

@@ -15,12 +15,7 @@ from insurance_pipeline.resources import StepCacheResource
 FEATURE_LIBRARIES = ["featuretools", "woodwork", "scikit-learn", "pandas", "numpy"]
 
 
-@versioned_asset(
-    "insurance_pipeline.features.dfs",
-    "insurance_pipeline.features.spec",
-    "insurance_pipeline.features.transformer",
-    group_name="training",
-)
+@versioned_asset(group_name="training")
 def feature_transformer(
     context: AssetExecutionContext,
     train_test_split: Split,

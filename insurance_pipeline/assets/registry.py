@@ -1,13 +1,50 @@
-"""The registered model: a new MLflow version per new trained model; `champion` follows."""
+"""The registered model: a new MLflow version per approved model; `champion` follows.
 
-from dagster import AssetExecutionContext, DataVersion, MetadataValue, Output, asset
+Registration decides from the verdicts recorded for the exact model it registers, never from
+whichever run happened to execute the checks. For each required gate it looks up the verdict
+under the settings of *this* run (the `gates` resource and the current champion); where none
+exists it judges the gate now and records that verdict. Any failed or missing gate refuses
+the registration with a message naming each one, and nothing in the registry changes.
+"""
 
-from insurance_pipeline.assets._cached import source_version
+import json
+
+from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue
+
+from insurance_pipeline.assets._cached import versioned_asset
+from insurance_pipeline.assets.validation import (
+    CHAMPION,
+    compare_with_champion,
+    comparison_verdict,
+    current_champion,
+    holdout_verdict,
+    validation_report,
+)
+from insurance_pipeline.data.split import Split
+from insurance_pipeline.modeling.challenger import ChampionComparison
+from insurance_pipeline.modeling.gates import (
+    CHALLENGER,
+    DATA_CONTRACT,
+    HOLDOUT_GATES,
+    REQUIRED_GATES,
+    Approval,
+    Verdict,
+    approval,
+    contract_passed,
+    gate_settings,
+    settings_id,
+)
+from insurance_pipeline.modeling.metrics import HoldoutEvaluation
 from insurance_pipeline.modeling.model import TrainedModel
-from insurance_pipeline.resources import InsuranceDataResource, MlflowResource
-from insurance_pipeline.resources.mlflow import SERVING_ARTIFACT_PATH, SERVING_SHA_TAG
-
-CHAMPION = "champion"
+from insurance_pipeline.resources import GatesResource, InsuranceDataResource, MlflowResource
+from insurance_pipeline.resources.mlflow import (
+    APPROVED_TAG,
+    DATA_VERSION_TAG,
+    MODEL_SHA_TAG,
+    SERVING_ARTIFACT_PATH,
+    SERVING_SHA_TAG,
+    verdict_tag,
+)
 
 
 def export_for_serving(trained_model: TrainedModel, folder, model_name: str, version: int):
@@ -28,67 +65,126 @@ def export_for_serving(trained_model: TrainedModel, folder, model_name: str, ver
     )
 
 
-@asset(
-    group_name="training",
-    code_version=source_version(
-        "insurance_pipeline.serving.plain", "insurance_pipeline.serving.artifact"
-    ),
-)
+def ensure_verdicts(
+    context: AssetExecutionContext,
+    model: TrainedModel,
+    split: Split,
+    evaluation: HoldoutEvaluation,
+    comparison: ChampionComparison,
+    gates: GatesResource,
+    mlflow: MlflowResource,
+) -> tuple[Approval, dict[str, dict]]:
+    """Every required gate's verdict for `model` under this run's settings: the recorded one,
+    or, where none exists under these settings, one judged now (and recorded)."""
+    settings = gates.settings()
+    champion = current_champion(mlflow, model.model_key)
+    required = {
+        gate: gate_settings(gate, settings, champion if gate == CHALLENGER else None)
+        for gate in REQUIRED_GATES
+    }
+    recorded = mlflow.verdicts(model.model_key)
+    found: dict[str, Verdict | None] = {}
+    for gate, wanted in required.items():
+        verdict = recorded.get(verdict_tag(gate, settings_id(wanted)))
+        if verdict is None:
+            verdict = _judge_now(
+                gate, model, split, evaluation, comparison, champion, gates, mlflow
+            )
+            mlflow.record_verdict(verdict)
+            context.log.info(f"judged {gate} now (no verdict under {wanted}): {verdict.message}")
+        found[gate] = verdict
+    decided = approval(
+        found, model_key=model.model_key, data_version=model.data_version, required=required
+    )
+    return decided, required
+
+
+def _judge_now(gate, model, split, evaluation, comparison, champion, gates, mlflow) -> Verdict:
+    if gate in HOLDOUT_GATES:
+        return holdout_verdict(gate, evaluation, gates)
+    if gate == DATA_CONTRACT:
+        return Verdict.of(
+            contract_passed(len(split.train) + len(split.test)),
+            model_key=model.model_key,
+            data_version=model.data_version,
+            settings=gate_settings(DATA_CONTRACT),
+        )
+    measured_against = (comparison.champion_version, comparison.champion_model_key)
+    wanted = (champion.version, champion.model_key) if champion else (None, None)
+    if measured_against != wanted:  # the champion moved since the comparison: measure again
+        comparison = compare_with_champion(model, split, mlflow, champion)
+    return comparison_verdict(comparison, gates)
+
+
+@versioned_asset(group_name="training", deps=[validation_report])
 def registered_model(
     context: AssetExecutionContext,
+    train_test_split: Split,
     trained_model: TrainedModel,
-    validation_metrics: dict,
-    validation_report: str,
-    champion_comparison: dict,
+    validation_metrics: HoldoutEvaluation,
+    champion_comparison: ChampionComparison,
+    gates: GatesResource,
     data: InsuranceDataResource,
     mlflow: MlflowResource,
-) -> Output[dict]:
-    """Runs only when every blocking check upstream passed (Dagster skips it otherwise), so
-    moving `champion` here is moving it after the gates. A cache hit of a registered model
-    finds its version by model key instead of creating another. Each version carries its
-    serving artifact (plain objects + manifest), pinned by sha256 on the version."""
-    version, created = mlflow.register(
-        trained_model.mlflow_run_id,
-        trained_model.model_key,
-        tags={"model_file_sha256": trained_model.model_sha256},
-    )
-    serving_sha = version.tags.get(SERVING_SHA_TAG) if not created else None
-    if not serving_sha:
-        folder = data.artifacts("serving", f"v{version.version}")
-        manifest = export_for_serving(
-            trained_model, folder, mlflow.model_name, int(version.version)
+) -> MaterializeResult:
+    """Registers the model and moves `champion` to it only when every gate passed for this
+    model (see the module docstring). A model registered before is found by its key instead
+    of being registered again. Each version carries its serving artifact (plain objects +
+    manifest), pinned by sha256 on the version."""
+    run_id = mlflow.run_for(trained_model.model_key)
+    # One registration at a time: the champion judged against is the one replaced.
+    with mlflow.registry_lock():
+        decided, required = ensure_verdicts(
+            context,
+            trained_model,
+            train_test_split,
+            validation_metrics,
+            champion_comparison,
+            gates,
+            mlflow,
         )
-        for name in ("model.joblib", "manifest.json"):
-            mlflow.log_artifact(
-                trained_model.mlflow_run_id, folder / name, artifact_path=SERVING_ARTIFACT_PATH
+        if not decided.approved:
+            raise Failure(
+                description=f"model {trained_model.model_key} was not registered: "
+                + decided.summary(),
+                metadata={"refused_by": MetadataValue.json(list(decided.problems))},
             )
-        serving_sha = manifest.sha256
-        mlflow.set_version_tag(version.version, SERVING_SHA_TAG, serving_sha)
-    previous = mlflow.alias_version(CHAMPION)
-    mlflow.set_alias(CHAMPION, version.version)
-    metrics = validation_metrics["metrics"]
-    value = {
-        "name": mlflow.model_name,
-        "version": int(version.version),
-        "model_key": trained_model.model_key,
-        "model_sha256": trained_model.model_sha256,
-        "serving_sha256": serving_sha,
-        "run_id": trained_model.mlflow_run_id,
-        "report": validation_report,
-    }
-    return Output(
-        value,
-        data_version=DataVersion(f"{trained_model.model_key}:v{version.version}"),
+        version, created = mlflow.register(
+            run_id,
+            trained_model.model_key,
+            tags={
+                MODEL_SHA_TAG: mlflow.client().get_run(run_id).data.tags[MODEL_SHA_TAG],
+                DATA_VERSION_TAG: trained_model.data_version,
+            },
+        )
+        serving_sha = version.tags.get(SERVING_SHA_TAG)
+        if not serving_sha:
+            folder = data.artifacts("serving", f"v{version.version}")
+            manifest = export_for_serving(
+                trained_model, folder, mlflow.model_name, int(version.version)
+            )
+            for name in ("model.joblib", "manifest.json"):
+                mlflow.log_artifact(run_id, folder / name, artifact_path=SERVING_ARTIFACT_PATH)
+            serving_sha = manifest.sha256
+            mlflow.set_version_tag(version.version, SERVING_SHA_TAG, serving_sha)
+        mlflow.set_version_tag(version.version, APPROVED_TAG, json.dumps(required, sort_keys=True))
+        previous = mlflow.alias_version(CHAMPION)
+        mlflow.set_alias(CHAMPION, version.version)
+    metrics = validation_metrics.metrics
+    return MaterializeResult(
         metadata={
             "model_name": mlflow.model_name,
             "version": int(version.version),
             "new_version": created,
             "alias": CHAMPION,
             "previous_champion": int(previous.version) if previous else None,
+            "model_key": trained_model.model_key,
             "serving_sha256": serving_sha,
             "r2": round(metrics.r2, 4),
             "mae": round(metrics.mae, 2),
-            "challenger_verdict": champion_comparison["gate"].message,
-            "report_file": MetadataValue.path(validation_report),
+            "verdicts": MetadataValue.json(
+                {v.gate: {"passed": v.passed, "message": v.message} for v in decided.verdicts}
+            ),
         },
+        data_version=DataVersion(f"{trained_model.model_key}:v{version.version}"),
     )

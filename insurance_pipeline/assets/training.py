@@ -1,30 +1,27 @@
 """The TPOT search and the trained model."""
 
-import dataclasses
-
-import joblib
-from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Output
+from dagster import AssetExecutionContext, Config, MetadataValue, Output
 from pydantic import Field
 
 from insurance_pipeline.assets._cached import (
     cache_metadata,
     data_version,
-    latest_data_version,
     run_cached,
     versioned_asset,
 )
 from insurance_pipeline.assets.features import FEATURE_LIBRARIES
 from insurance_pipeline.cache.store import library_versions
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
-from insurance_pipeline.data.hashing import file_sha256
 from insurance_pipeline.data.split import Split
-from insurance_pipeline.modeling.model import TrainedModel, assemble_model
+from insurance_pipeline.modeling.gates import DATA_CONTRACT, Verdict, contract_passed, gate_settings
+from insurance_pipeline.modeling.model import TrainedModel, build_trained_model, save_model_file
 from insurance_pipeline.modeling.search import SearchBudget, SearchResult
 from insurance_pipeline.resources import (
     InsuranceDataResource,
     MlflowResource,
     StepCacheResource,
 )
+from insurance_pipeline.resources.mlflow import DATA_VERSION_TAG
 
 SEARCH_LIBRARIES = [
     "tpot",
@@ -68,7 +65,7 @@ class SearchConfig(Config):
         return {k: v for k, v in self.model_dump().items() if k != "scheduler_address"}
 
 
-@versioned_asset("insurance_pipeline.modeling.search", group_name="training")
+@versioned_asset(group_name="training")
 def tpot_pipeline(
     context: AssetExecutionContext,
     config: SearchConfig,
@@ -111,7 +108,7 @@ def tpot_pipeline(
 MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mlflow"]))
 
 
-@versioned_asset("insurance_pipeline.modeling.model", group_name="training")
+@versioned_asset(group_name="training")
 def trained_model(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -121,52 +118,54 @@ def trained_model(
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
 ):
-    """Pipeline(feature transformer, TPOT's pipeline): saved with joblib, logged to MLflow."""
+    """Pipeline(feature transformer, TPOT's pipeline): saved with joblib, logged to MLflow,
+    with the data contract's verdict recorded against its model key."""
     train = train_test_split.train
-
-    def assemble() -> TrainedModel:
-        return TrainedModel(
-            pipeline=assemble_model(feature_transformer, tpot_pipeline.pipeline),
-            train_row_ids=[int(i) for i in train.index],
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: build_trained_model(
+            feature_transformer,
+            tpot_pipeline.pipeline,
+            train_row_ids=train.index,
             description=tpot_pipeline.description,
-        )
-
-    result = run_cached(context, step_cache.store(), assemble, libraries=MODEL_LIBRARIES)
-    model_key = result.data_version
-    path = data.artifacts("models", model_key) / "model.joblib"
-    if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        joblib.dump(result.value.pipeline, tmp)
-        tmp.replace(path)  # atomic: readers never see half a file
-    sha = file_sha256(path)
-    versions = library_versions(MODEL_LIBRARIES)
+            data_version=train_test_split.data_version,
+            library_versions=library_versions(MODEL_LIBRARIES),
+        ),
+        libraries=MODEL_LIBRARIES,
+    )
+    model: TrainedModel = result.value
+    path, sha = save_model_file(model.pipeline, data.artifacts("models", model.model_key))
+    versions = model.library_versions
     run_id, created = mlflow.log_trained_model(
-        model_key=model_key,
-        model=result.value.pipeline,
+        model_key=model.model_key,
+        model=model.pipeline,
         model_file=path,
+        model_sha256=sha,
         params={
-            "pipeline": tpot_pipeline.description,
+            "pipeline": model.description,
             "train_rows": len(train),
             "split_seed": train_test_split.seed,
             "test_fraction": train_test_split.test_fraction,
             **{f"lib.{k}": v for k, v in versions.items()},
         },
         tags={
-            "data_sha256": _raw_data_sha(context),
+            DATA_VERSION_TAG: model.data_version,
             "code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",
             "cache_key": result.key,
         },
         input_example=train[list(FEATURE_COLUMNS)].head(5),
         pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
-        train_row_ids=result.value.train_row_ids,
+        train_row_ids=list(model.train_row_ids),
     )
-    model = dataclasses.replace(
-        result.value,
-        model_key=model_key,
-        model_file=str(path),
-        model_sha256=sha,
-        mlflow_run_id=run_id,
-        library_versions=versions,
+    rows = len(train) + len(train_test_split.test)
+    mlflow.record_verdict(
+        Verdict.of(
+            contract_passed(rows),
+            model_key=model.model_key,
+            data_version=model.data_version,
+            settings=gate_settings(DATA_CONTRACT),
+        )
     )
     return Output(
         model,
@@ -174,14 +173,10 @@ def trained_model(
         metadata={
             "file": MetadataValue.path(str(path)),
             "sha256": sha,
-            "model_key": model_key,
+            "model_key": model.model_key,
             "mlflow_run_id": run_id,
             "mlflow_run_created": created,
-            "pipeline": tpot_pipeline.description,
+            "pipeline": model.description,
             **cache_metadata(result),
         },
     )
-
-
-def _raw_data_sha(context: AssetExecutionContext) -> str:
-    return latest_data_version(context, AssetKey("raw_insurance_data"))

@@ -1,16 +1,17 @@
-"""Holdout metrics with blocking gates, and the validation report."""
+"""Holdout metrics, the champion comparison and the validation report, with the blocking
+checks that judge them. Every check records its verdict against the model's key (on its
+MLflow run), under the settings of the `gates` resource: see `modeling.gates`."""
 
 import base64
 
 from dagster import (
     AssetCheckResult,
     AssetExecutionContext,
-    Config,
+    Failure,
     MetadataValue,
     Output,
     asset_check,
 )
-from pydantic import Field
 
 from insurance_pipeline.assets._cached import (
     cache_metadata,
@@ -20,70 +21,72 @@ from insurance_pipeline.assets._cached import (
 )
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.data.split import Split, expected_test_rows
-from insurance_pipeline.modeling.metrics import (
-    RegressionMetrics,
-    finite_predictions_gate,
-    r2_gate,
-    regression_metrics,
-    row_count_gate,
+from insurance_pipeline.modeling.challenger import ChampionComparison
+from insurance_pipeline.modeling.gates import (
+    CHALLENGER,
+    FINITE_PREDICTIONS,
+    R2_FLOOR,
+    TEST_ROW_COUNT,
+    ChampionRef,
+    Verdict,
+    gate_settings,
+    judge_comparison,
+    judge_evaluation,
 )
+from insurance_pipeline.modeling.metrics import HoldoutEvaluation, regression_metrics
 from insurance_pipeline.modeling.model import TrainedModel
 from insurance_pipeline.resources import (
+    GatesResource,
     InsuranceDataResource,
     MlflowResource,
     StepCacheResource,
 )
+from insurance_pipeline.resources.mlflow import MODEL_KEY_TAG
+
+CHAMPION = "champion"
 
 
-class ValidationConfig(Config):
-    r2_floor: float = Field(default=0.80, description="Blocking gate: holdout r2 must reach this")
-
-
-@versioned_asset("insurance_pipeline.modeling.metrics", group_name="training")
+@versioned_asset(group_name="training")
 def validation_metrics(
     context: AssetExecutionContext,
-    config: ValidationConfig,
     train_test_split: Split,
     trained_model: TrainedModel,
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
-) -> Output[dict]:
-    """r2, MSE, RMSE, MAE on the held-out rows; gated by blocking checks."""
+) -> Output[HoldoutEvaluation]:
+    """r2, MSE, RMSE, MAE and per-segment metrics on the held-out rows."""
     test = train_test_split.test
 
-    def score() -> dict:
+    def score() -> HoldoutEvaluation:
         from insurance_pipeline.modeling.segments import segment_metrics
 
         predictions = trained_model.pipeline.predict(test[list(FEATURE_COLUMNS)])
         n_rows = len(train_test_split.train) + len(test)
-        return {
-            "metrics": regression_metrics(test[TARGET_COLUMN], predictions),
-            "segments": segment_metrics(test, test[TARGET_COLUMN], predictions),
-            "r2_floor": config.r2_floor,
-            "expected_test_rows": expected_test_rows(n_rows, train_test_split.test_fraction),
-        }
+        return HoldoutEvaluation(
+            model_key=trained_model.model_key,
+            data_version=trained_model.data_version,
+            metrics=regression_metrics(test[TARGET_COLUMN], predictions),
+            segments=segment_metrics(test, test[TARGET_COLUMN], predictions),
+            expected_test_rows=expected_test_rows(n_rows, train_test_split.test_fraction),
+        )
 
-    result = run_cached(
-        context,
-        step_cache.store(),
-        score,
-        config=config.model_dump(),
-        libraries=["scikit-learn"],
-    )
-    metrics: RegressionMetrics = result.value["metrics"]
+    result = run_cached(context, step_cache.store(), score, libraries=["scikit-learn"])
+    evaluation: HoldoutEvaluation = result.value
+    metrics = evaluation.metrics
     scores = {k: getattr(metrics, k) for k in ("r2", "mse", "rmse", "mae")}
     # Idempotent (latest value wins), so a cache hit re-logging is harmless.
-    mlflow.log_metrics(trained_model.mlflow_run_id, {f"holdout_{k}": v for k, v in scores.items()})
+    run_id = mlflow.run_for(trained_model.model_key)
+    mlflow.log_metrics(run_id, {f"holdout_{k}": v for k, v in scores.items()})
     return Output(
-        result.value,
+        evaluation,
         data_version=data_version(result),
         metadata={
             **{k: round(v, 4) for k, v in scores.items()},
             "test_rows": metrics.n_rows,
             "nonfinite_predictions": metrics.n_nonfinite_predictions,
-            "r2_floor": config.r2_floor,
-            "mlflow_run_id": trained_model.mlflow_run_id,
-            "segments": MetadataValue.md(_segments_markdown(result.value["segments"])),
+            "model_key": trained_model.model_key,
+            "mlflow_run_id": run_id,
+            "segments": MetadataValue.md(_segments_markdown(evaluation.segments)),
             **cache_metadata(result),
         },
     )
@@ -101,44 +104,59 @@ def _segments_markdown(segments: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _check(gate) -> AssetCheckResult:
-    return AssetCheckResult(passed=gate.passed, description=gate.message)
+def record(mlflow: MlflowResource, verdict: Verdict) -> AssetCheckResult:
+    """Store the verdict on the model's run, then report it as the check's result."""
+    mlflow.record_verdict(verdict)
+    return AssetCheckResult(
+        passed=verdict.passed,
+        description=verdict.message,
+        metadata={
+            "model_key": verdict.model_key,
+            "settings": MetadataValue.json(verdict.settings),
+            "verdict_tag": f"verdict.{verdict.gate}.{verdict.settings_id}",
+        },
+    )
+
+
+def holdout_verdict(gate: str, evaluation: HoldoutEvaluation, gates: GatesResource) -> Verdict:
+    settings = gates.settings()
+    return Verdict.of(
+        judge_evaluation(gate, evaluation, settings),
+        model_key=evaluation.model_key,
+        data_version=evaluation.data_version,
+        settings=gate_settings(gate, settings),
+    )
+
+
+@asset_check(asset=validation_metrics, blocking=True, description="Holdout r2 >= the r2 floor")
+def r2_above_floor(
+    validation_metrics: HoldoutEvaluation, gates: GatesResource, mlflow: MlflowResource
+) -> AssetCheckResult:
+    return record(mlflow, holdout_verdict(R2_FLOOR, validation_metrics, gates))
+
+
+@asset_check(asset=validation_metrics, blocking=True, description="No NaN or infinite predictions")
+def predictions_finite(
+    validation_metrics: HoldoutEvaluation, gates: GatesResource, mlflow: MlflowResource
+) -> AssetCheckResult:
+    return record(mlflow, holdout_verdict(FINITE_PREDICTIONS, validation_metrics, gates))
 
 
 @asset_check(
-    asset=validation_metrics,
-    blocking=True,
-    description="Holdout r2 >= the configured floor",
+    asset=validation_metrics, blocking=True, description="Scored exactly the held-out rows"
 )
-def r2_above_floor(validation_metrics: dict) -> AssetCheckResult:
-    return _check(r2_gate(validation_metrics["metrics"], validation_metrics["r2_floor"]))
+def test_rows_as_expected(
+    validation_metrics: HoldoutEvaluation, gates: GatesResource, mlflow: MlflowResource
+) -> AssetCheckResult:
+    return record(mlflow, holdout_verdict(TEST_ROW_COUNT, validation_metrics, gates))
 
 
-@asset_check(
-    asset=validation_metrics,
-    blocking=True,
-    description="No NaN or infinite predictions",
-)
-def predictions_finite(validation_metrics: dict) -> AssetCheckResult:
-    return _check(finite_predictions_gate(validation_metrics["metrics"]))
-
-
-@asset_check(
-    asset=validation_metrics,
-    blocking=True,
-    description="Scored exactly the held-out rows",
-)
-def test_rows_as_expected(validation_metrics: dict) -> AssetCheckResult:
-    metrics: RegressionMetrics = validation_metrics["metrics"]
-    return _check(row_count_gate(metrics.n_rows, validation_metrics["expected_test_rows"]))
-
-
-@versioned_asset("insurance_pipeline.modeling.report", group_name="training")
+@versioned_asset(group_name="training")
 def validation_report(
     context: AssetExecutionContext,
     train_test_split: Split,
     trained_model: TrainedModel,
-    validation_metrics: dict,
+    validation_metrics: HoldoutEvaluation,
     data: InsuranceDataResource,
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
@@ -148,7 +166,7 @@ def validation_report(
     from insurance_pipeline.modeling.segments import segment_table_html
 
     train, test = train_test_split.train, train_test_split.test
-    metrics: RegressionMetrics = validation_metrics["metrics"]
+    metrics = validation_metrics.metrics
 
     def render():
         return render_validation_report(
@@ -159,9 +177,7 @@ def validation_report(
             test[TARGET_COLUMN],
             metrics=metrics.as_dict(),
             pipeline_description=trained_model.description,
-            extra_sections={
-                "Metrics per segment": segment_table_html(validation_metrics["segments"])
-            },
+            extra_sections={"Metrics per segment": segment_table_html(validation_metrics.segments)},
         )
 
     result = run_cached(
@@ -173,14 +189,16 @@ def validation_report(
     path = data.artifacts("reports") / f"validation-{result.key}.html"
     if not path.exists():
         path.write_text(result.value.html, encoding="utf-8")
-    mlflow.log_artifact(trained_model.mlflow_run_id, path, artifact_path="validation_report")
+    mlflow.log_artifact(
+        mlflow.run_for(trained_model.model_key), path, artifact_path="validation_report"
+    )
     preview = "\n\n".join(
         f"**{name.replace('_', ' ')}**\n\n"
         f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
         for name, png in result.value.plots_png.items()
     )
     return Output(
-        str(path),
+        result.value,
         data_version=data_version(result),
         metadata={
             "file": MetadataValue.path(str(path)),
@@ -192,81 +210,97 @@ def validation_report(
     )
 
 
-class ChallengerConfig(Config):
-    r2_tolerance: float = Field(default=0.005, ge=0, description="allowed r2 drop vs champion")
-    mae_tolerance: float = Field(default=0.02, ge=0, description="allowed relative MAE rise")
+def current_champion(mlflow: MlflowResource, model_key: str) -> ChampionRef | None:
+    """The champion a model must be compared with: None when there is none, or when this
+    model already is the champion. A registry error propagates (it is not "no champion")."""
+    try:
+        found = mlflow.alias_version(CHAMPION)
+    except Exception as error:
+        raise Failure(
+            description=f"cannot tell which model is {CHAMPION}: the registry "
+            f"{mlflow.active_registry_uri()} failed with {type(error).__name__}: {error}"
+        ) from error
+    if found is None or found.tags.get(MODEL_KEY_TAG) == model_key:
+        return None
+    return ChampionRef(version=int(found.version), model_key=found.tags.get(MODEL_KEY_TAG, ""))
 
 
-@versioned_asset("insurance_pipeline.modeling.challenger", group_name="training")
+def compare_with_champion(
+    trained_model: TrainedModel,
+    split: Split,
+    mlflow: MlflowResource,
+    champion: ChampionRef | None,
+) -> ChampionComparison:
+    """Both models on the held-out rows neither trained on (the champion's file is checked
+    against its recorded sha256 before it is loaded)."""
+    from insurance_pipeline.modeling.challenger import score_both
+
+    mine = theirs = None
+    rows = 0
+    if champion is not None:
+        champion_model, champion_rows = mlflow.load_version_model(
+            mlflow.get_version(champion.version)
+        )
+        mine, theirs, rows = score_both(
+            trained_model.pipeline, champion_model, champion_rows, split.test
+        )
+    return ChampionComparison(
+        model_key=trained_model.model_key,
+        data_version=trained_model.data_version,
+        champion_version=champion.version if champion else None,
+        champion_model_key=champion.model_key if champion else None,
+        challenger=mine,
+        champion=theirs,
+        rows=rows,
+    )
+
+
+@versioned_asset(group_name="training")
 def champion_comparison(
     context: AssetExecutionContext,
-    config: ChallengerConfig,
     train_test_split: Split,
     trained_model: TrainedModel,
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
-):
+) -> Output[ChampionComparison]:
     """The new model (challenger) and the current `champion`, scored on the same held-out rows
     that the champion never trained on either."""
-    from insurance_pipeline.modeling.challenger import Tolerance, challenger_gate, eligible_rows
-
-    champion = mlflow.alias_version("champion")
-    if champion is not None and champion.tags.get("model_key") == trained_model.model_key:
-        champion = None  # this model already is the champion: nothing else to compare with
-    tolerance = Tolerance(r2_drop=config.r2_tolerance, mae_rise=config.mae_tolerance)
-
-    def compare() -> dict:
-        if champion is None:
-            gate = challenger_gate(None, None, tolerance, None)
-            return {"champion_version": None, "gate": gate, "challenger": None, "champion": None}
-        champion_model, champion_rows = mlflow.load_version_model(champion)
-        test = train_test_split.test
-        rows = eligible_rows([int(i) for i in test.index], champion_rows)
-        scored = test.loc[rows]
-        mine = (
-            regression_metrics(
-                scored[TARGET_COLUMN], trained_model.pipeline.predict(scored[list(FEATURE_COLUMNS)])
-            )
-            if len(rows) > 1
-            else None
-        )
-        theirs = (
-            regression_metrics(
-                scored[TARGET_COLUMN], champion_model.predict(scored[list(FEATURE_COLUMNS)])
-            )
-            if len(rows) > 1
-            else None
-        )
-        gate = challenger_gate(mine, theirs, tolerance, int(champion.version))
-        return {
-            "champion_version": int(champion.version),
-            "gate": gate,
-            "challenger": mine,
-            "champion": theirs,
-            "rows": len(rows),
-        }
-
+    champion = current_champion(mlflow, trained_model.model_key)
     result = run_cached(
         context,
         step_cache.store(),
-        compare,
+        lambda: compare_with_champion(trained_model, train_test_split, mlflow, champion),
         # The champion is outside state: which one we compare with is part of the key.
-        config={**config.model_dump(), "champion_version": champion and champion.version},
+        config={"champion": champion and (champion.version, champion.model_key)},
         libraries=["scikit-learn"],
     )
-    value = result.value
+    comparison: ChampionComparison = result.value
     metadata = {
-        "champion_version": value["champion_version"],
-        "verdict": value["gate"].message,
+        "champion_version": comparison.champion_version,
+        "rows_compared": comparison.rows,
         **cache_metadata(result),
     }
     for side in ("challenger", "champion"):
-        if value.get(side) is not None:
-            metadata[f"{side}_r2"] = round(value[side].r2, 4)
-            metadata[f"{side}_mae"] = round(value[side].mae, 2)
-    if "rows" in value:
-        metadata["rows_compared"] = value["rows"]
-    return Output(value, data_version=data_version(result), metadata=metadata)
+        measured = getattr(comparison, side)
+        if measured is not None:
+            metadata[f"{side}_r2"] = round(measured.r2, 4)
+            metadata[f"{side}_mae"] = round(measured.mae, 2)
+    return Output(comparison, data_version=data_version(result), metadata=metadata)
+
+
+def comparison_verdict(comparison: ChampionComparison, gates: GatesResource) -> Verdict:
+    settings = gates.settings()
+    champion = (
+        ChampionRef(comparison.champion_version, comparison.champion_model_key or "")
+        if comparison.champion_version is not None
+        else None
+    )
+    return Verdict.of(
+        judge_comparison(comparison, settings),
+        model_key=comparison.model_key,
+        data_version=comparison.data_version,
+        settings=gate_settings(CHALLENGER, settings, champion),
+    )
 
 
 @asset_check(
@@ -274,5 +308,7 @@ def champion_comparison(
     blocking=True,
     description="The challenger is not worse than the champion beyond the tolerance",
 )
-def challenger_not_worse(champion_comparison: dict) -> AssetCheckResult:
-    return _check(champion_comparison["gate"])
+def challenger_not_worse(
+    champion_comparison: ChampionComparison, gates: GatesResource, mlflow: MlflowResource
+) -> AssetCheckResult:
+    return record(mlflow, comparison_verdict(champion_comparison, gates))

@@ -1,12 +1,21 @@
 """Content-keyed step cache: key = hash(step, code version, upstream data versions, config,
-Python and library versions). Storage is `joblib.Memory`, which writes each result to a
-temporary name and renames it into place, so a crash or a concurrent run never leaves a
-half-written entry, and `reduce_size` gives us retention.
+Python and library versions).
+
+Layout: `<root>/<step>/<key>/value.joblib` beside `meta.json`, which records the value's
+sha256 and data version. An entry is written into a private temporary folder and renamed
+into place in one step, so a crash or a concurrent run never leaves a half-written entry and
+two writers never share a temporary file. Every read checks the file against the sha256
+recorded when it was written before anything is unpickled.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import platform
+import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -14,6 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+
+from insurance_pipeline.data.hashing import file_sha256
+
+VALUE_FILE = "value.joblib"
+META_FILE = "meta.json"
 
 
 def library_versions(names: Iterable[str]) -> dict[str, str]:
@@ -47,6 +61,14 @@ def step_cache_key(
     )
 
 
+class CacheIntegrityError(RuntimeError):
+    """A stored entry does not match what was recorded when it was written."""
+
+
+class CacheEntryMissing(LookupError):
+    """No entry for this step and key (never stored, or pruned)."""
+
+
 @dataclass(frozen=True)
 class CachedResult:
     value: Any
@@ -55,39 +77,96 @@ class CachedResult:
     hit: bool
 
 
-def _compute_and_version(step: str, key: str, compute: Callable[[], Any]) -> tuple[Any, str]:
-    # `step` and `key` are the memoization arguments; `compute` is ignored by the hash.
-    value = compute()
-    return value, joblib.hash(value)
-
-
 class StepCache:
     def __init__(self, root: str | Path, bytes_limit: int | None = None):
         self.root = Path(root)
         self.bytes_limit = bytes_limit
-        self._memory = joblib.Memory(self.root, verbose=0)
-        self._cached = self._memory.cache(_compute_and_version, ignore=["compute"])
+
+    def _entry(self, step: str, key: str) -> Path:
+        return self.root / step / key
 
     def contains(self, step: str, key: str) -> bool:
-        return self._cached.check_call_in_cache(step, key, None)
+        return (self._entry(step, key) / META_FILE).is_file()
+
+    def load(self, step: str, key: str) -> CachedResult:
+        """The stored value, after checking its file against the recorded sha256."""
+        entry = self._entry(step, key)
+        try:
+            meta = json.loads((entry / META_FILE).read_text())
+        except FileNotFoundError as error:
+            raise CacheEntryMissing(
+                f"step cache has no entry for {step} (key {key}) under {self.root}: it was "
+                f"pruned or never stored; materialize {step} again"
+            ) from error
+        path = entry / VALUE_FILE
+        actual = file_sha256(path) if path.is_file() else "missing"
+        if actual != meta["sha256"]:
+            raise CacheIntegrityError(
+                f"step cache file {path} has sha256 {actual}, but {meta['sha256']} was recorded "
+                "when it was written: refusing to unpickle it (run `make clean-cache`)"
+            )
+        value = joblib.load(path)
+        os.utime(entry / META_FILE)  # last use, for least-recently-used pruning
+        return CachedResult(value=value, data_version=meta["data_version"], key=key, hit=True)
+
+    def store(self, step: str, key: str, value: Any) -> CachedResult:
+        """Write `value` under (step, key) atomically; a concurrent writer of the same entry
+        wins or loses as a whole (both wrote the same content: same key)."""
+        folder = self.root / step
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder))
+        try:
+            joblib.dump(value, staging / VALUE_FILE)
+            data_version = joblib.hash(value)
+            meta = {
+                "step": step,
+                "key": key,
+                "sha256": file_sha256(staging / VALUE_FILE),
+                "data_version": data_version,
+                "created": time.time(),
+            }
+            (staging / META_FILE).write_text(json.dumps(meta, indent=2))
+            try:
+                staging.rename(self._entry(step, key))
+            except OSError:
+                if not self.contains(step, key):
+                    raise  # not a lost race: a real error
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if self.bytes_limit is not None:
+            self.prune(bytes_limit=self.bytes_limit)
+        return CachedResult(value=value, data_version=data_version, key=key, hit=False)
 
     def get_or_compute(self, step: str, key: str, compute: Callable[[], Any]) -> CachedResult:
-        hit = self.contains(step, key)
-        value, data_version = self._cached(step, key, compute)
-        if not hit and self.bytes_limit is not None:
-            self._memory.reduce_size(bytes_limit=self.bytes_limit)
-        return CachedResult(value=value, data_version=data_version, key=key, hit=hit)
+        if self.contains(step, key):
+            return self.load(step, key)
+        return self.store(step, key, compute())
+
+    def _entries(self) -> list[tuple[float, int, Path]]:
+        """(last use, bytes, folder) of every complete entry."""
+        found = []
+        for meta in self.root.glob(f"*/*/{META_FILE}"):
+            folder = meta.parent
+            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+            found.append((meta.stat().st_mtime, size, folder))
+        return found
 
     def size_bytes(self) -> int:
         return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
 
     def prune(self, *, bytes_limit: int | None = None, max_age_days: float | None = None) -> None:
-        """Drop least-recently-used entries beyond `bytes_limit` and entries older than
-        `max_age_days`; with neither, drop everything."""
+        """Drop least-recently-used entries beyond `bytes_limit` and entries unused for more
+        than `max_age_days`; with neither, drop everything."""
         if bytes_limit is None and max_age_days is None:
-            self._memory.clear(warn=False)
+            shutil.rmtree(self.root, ignore_errors=True)
             return
-        import datetime as dt
-
-        age = dt.timedelta(days=max_age_days) if max_age_days is not None else None
-        self._memory.reduce_size(bytes_limit=bytes_limit, age_limit=age)
+        entries = sorted(self._entries(), key=lambda e: e[0], reverse=True)  # newest first
+        cutoff = time.time() - max_age_days * 86400 if max_age_days is not None else None
+        kept = 0
+        for last_use, size, folder in entries:
+            too_old = cutoff is not None and last_use < cutoff
+            too_big = bytes_limit is not None and kept + size > bytes_limit
+            if too_old or too_big:
+                shutil.rmtree(folder, ignore_errors=True)
+            else:
+                kept += size

@@ -16,6 +16,7 @@ class Split:
     duplicates_dropped: int
     seed: int
     test_fraction: float
+    data_version: str = ""  # sha256 of the CSV the rows came from
 
 
 def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -29,7 +30,9 @@ def drop_exact_duplicates(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return frame.loc[~duplicated], int(duplicated.sum())
 
 
-def split_rows(frame: pd.DataFrame, *, seed: int, test_fraction: float) -> Split:
+def split_rows(
+    frame: pd.DataFrame, *, seed: int, test_fraction: float, data_version: str = ""
+) -> Split:
     """Seeded split of the deduplicated rows. Row ids (the frame index) are kept, so every
     model can record exactly which rows it trained on."""
     if not 0 < test_fraction < 1:
@@ -42,6 +45,7 @@ def split_rows(frame: pd.DataFrame, *, seed: int, test_fraction: float) -> Split
         duplicates_dropped=dropped,
         seed=seed,
         test_fraction=test_fraction,
+        data_version=data_version,
     )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from insurance_pipeline.modeling.metrics import GateResult, RegressionMetrics
+import pandas as pd
+
+from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.modeling.metrics import GateResult, RegressionMetrics, regression_metrics
 
 
 @dataclass(frozen=True)
@@ -14,10 +17,40 @@ class Tolerance:
     mae_rise: float = 0.02  # challenger MAE <= champion MAE * (1 + mae_rise)
 
 
+@dataclass(frozen=True)
+class ChampionComparison:
+    """Both models measured on the same rows. `champion_version` None: there was no other
+    champion (none at all, or this model already is it)."""
+
+    model_key: str
+    data_version: str
+    champion_version: int | None
+    champion_model_key: str | None
+    challenger: RegressionMetrics | None
+    champion: RegressionMetrics | None
+    rows: int
+
+
 def eligible_rows(test_row_ids: list[int], champion_train_row_ids: list[int]) -> list[int]:
     """The challenger's held-out rows that the champion never saw either."""
     seen = set(champion_train_row_ids)
     return [i for i in test_row_ids if i not in seen]
+
+
+def score_both(
+    challenger_model, champion_model, champion_train_rows, test: pd.DataFrame
+) -> tuple[RegressionMetrics | None, RegressionMetrics | None, int]:
+    """Both models on the held-out rows neither trained on: (challenger, champion, rows)."""
+    rows = eligible_rows([int(i) for i in test.index], champion_train_rows)
+    if len(rows) < 2:
+        return None, None, len(rows)
+    scored = test.loc[rows]
+    features, truth = scored[list(FEATURE_COLUMNS)], scored[TARGET_COLUMN]
+    return (
+        regression_metrics(truth, challenger_model.predict(features)),
+        regression_metrics(truth, champion_model.predict(features)),
+        len(rows),
+    )
 
 
 def challenger_gate(

@@ -76,3 +76,15 @@ def row_count_gate(actual: int, expected: int) -> GateResult:
         actual == expected,
         f"scored {actual} test rows; expected {expected}",
     )
+
+
+@dataclass(frozen=True)
+class HoldoutEvaluation:
+    """What `validation_metrics` measured for one model on its held-out rows. Thresholds are
+    not in here: the gates judge it under the settings in force."""
+
+    model_key: str
+    data_version: str
+    metrics: RegressionMetrics
+    segments: list[dict]  # modeling.segments.segment_metrics rows
+    expected_test_rows: int

@@ -2,24 +2,77 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import joblib
 from sklearn.pipeline import Pipeline
 
+from insurance_pipeline.data.hashing import file_sha256
 
-@dataclass
+MODEL_FILE = "model.joblib"
+
+
+@dataclass(frozen=True)
 class TrainedModel:
     pipeline: Pipeline  # features -> regressor, fitted on the training rows only
-    train_row_ids: list[int]  # row ids (0-based CSV rows) the model was fitted on
+    train_row_ids: tuple[int, ...]  # row ids (0-based CSV rows) the model was fitted on
     description: str
-    # Filled in after caching by the trained-model asset:
-    model_key: str = ""
-    model_file: str = ""
-    model_sha256: str = ""
-    mlflow_run_id: str = ""
+    data_version: str  # sha256 of the CSV the model was trained (and is judged) on
+    model_key: str  # content hash of the fitted model: its identity in MLflow and in verdicts
     library_versions: dict[str, str] = field(default_factory=dict)
 
 
 def assemble_model(transformer, regressor) -> Pipeline:
     """Transformer and regressor are already fitted; the pipeline only chains them."""
     return Pipeline([("features", transformer), ("regressor", regressor)])
+
+
+def build_trained_model(
+    transformer,
+    regressor,
+    *,
+    train_row_ids,
+    description: str,
+    data_version: str,
+    library_versions: dict[str, str],
+) -> TrainedModel:
+    """The one place a TrainedModel is made: its key hashes everything that defines it."""
+    pipeline = assemble_model(transformer, regressor)
+    rows = tuple(int(i) for i in train_row_ids)
+    key = joblib.hash({"pipeline": pipeline, "rows": rows, "data": data_version})
+    return TrainedModel(
+        pipeline=pipeline,
+        train_row_ids=rows,
+        description=description,
+        data_version=data_version,
+        model_key=key,
+        library_versions=dict(library_versions),
+    )
+
+
+def save_model_file(pipeline: Pipeline, folder: Path) -> tuple[Path, str]:
+    """`folder/model.joblib` and its sha256, recorded beside it when written. An existing
+    file is reused only if it still matches what was recorded; otherwise this fails naming
+    the file (it is never handed on)."""
+    path, recorded = folder / MODEL_FILE, folder / f"{MODEL_FILE}.sha256"
+    if path.exists() and recorded.exists():
+        actual, expected = file_sha256(path), recorded.read_text().strip()
+        if actual != expected:
+            raise ValueError(
+                f"model file {path} has sha256 {actual}, but {expected} was recorded when it "
+                "was written: refusing to reuse it (delete the folder to rebuild it)"
+            )
+        return path, actual
+    folder.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{MODEL_FILE}.", dir=folder)
+    os.close(handle)
+    joblib.dump(pipeline, tmp)
+    sha = file_sha256(tmp)
+    Path(tmp).replace(path)  # atomic: readers never see half a file
+    tmp_sha = recorded.with_name(f".{recorded.name}.{os.getpid()}")
+    tmp_sha.write_text(sha + "\n")
+    tmp_sha.replace(recorded)
+    return path, sha

@@ -51,6 +51,11 @@ class DeployRunnerResource(ConfigurableResource):
     timeout: str = Field(default="5m", description="helm --timeout")
     kube_context: str | None = Field(default=None)
     command_timeout_s: float = Field(default=1800, description="kill a command after this")
+    max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="the sensor retries a failed deploy of a version at most this many times",
+    )
 
     def helm(self) -> str:
         return self.helm_bin or _default_helm()

@@ -1,8 +1,16 @@
-"""MLflow tracking + registry, keyed by the trained model's cache key so that every call is
-idempotent: a cache hit finds its run and its registered version instead of making new ones."""
+"""MLflow tracking + registry, keyed by the trained model's key so that every call is
+idempotent: a cache hit finds its run and its registered version instead of making new ones.
+
+Gate verdicts live on the model's run as tags `verdict.<gate>.<settings id>` (JSON), so they
+belong to the model, not to the Dagster run that judged them. A version that registration
+approved carries the tag `gates.approved` (gate -> the settings it was judged under).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 from pathlib import Path
 from typing import Any
 
@@ -10,13 +18,32 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from insurance_pipeline.data.hashing import file_sha256
-from insurance_pipeline.settings import get_settings
+from insurance_pipeline.modeling.gates import (
+    REQUIRED_GATES,
+    Approval,
+    Verdict,
+    approval,
+    settings_id,
+)
+from insurance_pipeline.settings import MODEL_NAME, get_settings
 
 MODEL_KEY_TAG = "model_key"
 MODEL_SHA_TAG = "model_file_sha256"
+DATA_VERSION_TAG = "data_sha256"
 SERVING_SHA_TAG = "serving_sha256"
+APPROVED_TAG = "gates.approved"
+VERDICT_TAG_PREFIX = "verdict."
 SERVING_ARTIFACT_PATH = "serving"
 TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
+MODEL_ARTIFACT = "joblib/model.joblib"
+
+
+def verdict_tag(gate: str, settings_id: str) -> str:
+    return f"{VERDICT_TAG_PREFIX}{gate}.{settings_id}"
+
+
+def _is_not_found(error: Exception) -> bool:
+    return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
 
 
 class MlflowResource(ConfigurableResource):
@@ -28,13 +55,16 @@ class MlflowResource(ConfigurableResource):
     artifact_root: str | None = Field(
         default=None, description="Artifact root for a new experiment"
     )
-    model_name: str = Field(default="insurance_charges_model", description="Registered model name")
+    model_name: str = Field(default=MODEL_NAME, description="Registered model name")
 
     # --- plumbing -------------------------------------------------------------------------
     def _uris(self) -> tuple[str, str]:
         settings = get_settings()
         tracking = self.tracking_uri or settings.mlflow_tracking_uri
         return tracking, self.registry_uri or tracking
+
+    def active_registry_uri(self) -> str:
+        return self._uris()[1]
 
     def client(self):
         import mlflow
@@ -72,12 +102,23 @@ class MlflowResource(ConfigurableResource):
         )
         return runs[0].info.run_id if runs else None
 
+    def run_for(self, model_key: str) -> str:
+        run_id = self.find_run(model_key)
+        if run_id is None:
+            raise LookupError(
+                f"no MLflow run for model {model_key} in experiment "
+                f"{self.experiment_name or get_settings().mlflow_experiment}: materialize "
+                "trained_model first"
+            )
+        return run_id
+
     def log_trained_model(
         self,
         *,
         model_key: str,
         model: Any,
         model_file: Path,
+        model_sha256: str,
         params: dict[str, Any],
         tags: dict[str, str],
         input_example,
@@ -94,11 +135,7 @@ class MlflowResource(ConfigurableResource):
 
         client = self.client()
         signature = infer_signature(input_example, model.predict(input_example))
-        all_tags = {
-            **tags,
-            MODEL_KEY_TAG: model_key,
-            MODEL_SHA_TAG: file_sha256(model_file),
-        }
+        all_tags = {**tags, MODEL_KEY_TAG: model_key, MODEL_SHA_TAG: model_sha256}
         with mlflow.start_run(experiment_id=self.experiment_id(), tags=all_tags) as run:
             mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
             # cloudpickle, not skops: the pipeline holds our own and TPOT classes, which skops
@@ -112,7 +149,7 @@ class MlflowResource(ConfigurableResource):
                 pip_requirements=pip_requirements,
             )
             client.set_tag(run.info.run_id, "model_uri", info.model_uri)
-            mlflow.log_artifact(str(model_file), artifact_path="joblib")
+            mlflow.log_artifact(str(model_file), artifact_path=Path(MODEL_ARTIFACT).parent.name)
             # The champion/challenger gate scores only rows a champion never trained on.
             mlflow.log_dict({"train_row_ids": train_row_ids}, TRAIN_ROWS_ARTIFACT)
         return run.info.run_id, True
@@ -125,7 +162,70 @@ class MlflowResource(ConfigurableResource):
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
+    # --- verdicts -------------------------------------------------------------------------
+    def record_verdict(self, verdict: Verdict) -> None:
+        """Store a gate's verdict on its model's run (idempotent: same gate and settings,
+        latest judgement wins)."""
+        run_id = self.run_for(verdict.model_key)
+        self.client().set_tag(
+            run_id, verdict_tag(verdict.gate, verdict.settings_id), verdict.to_json()
+        )
+
+    def verdicts(self, model_key: str) -> dict[str, Verdict]:
+        """Every verdict recorded for the model, by tag name."""
+        tags = self.client().get_run(self.run_for(model_key)).data.tags
+        return {
+            name: Verdict.from_json(value)
+            for name, value in tags.items()
+            if name.startswith(VERDICT_TAG_PREFIX)
+        }
+
+    def find_verdict(self, model_key: str, gate: str, settings_id: str) -> Verdict | None:
+        return self.verdicts(model_key).get(verdict_tag(gate, settings_id))
+
+    def version_approval(self, version) -> Approval:
+        """Re-check a registered version: every required gate must have a passing verdict for
+        its model under the settings registration approved it with. A version registered by
+        any other path (no `gates.approved` tag) is refused."""
+        model_key = version.tags.get(MODEL_KEY_TAG, "")
+        data_version = version.tags.get(DATA_VERSION_TAG, "")
+        approved = json.loads(version.tags.get(APPROVED_TAG) or "{}")
+        unapproved = [gate for gate in REQUIRED_GATES if gate not in approved]
+        if unapproved or not model_key or self.find_run(model_key) is None:
+            return Approval(
+                verdicts=(),
+                problems=(
+                    f"version {version.version} was not approved by registration for "
+                    f"{', '.join(unapproved) or 'its model run'}",
+                ),
+            )
+        found = self.verdicts(model_key)
+        by_gate = {
+            gate: found.get(verdict_tag(gate, settings_id(approved[gate])))
+            for gate in REQUIRED_GATES
+        }
+        required = {gate: approved[gate] for gate in REQUIRED_GATES}
+        return approval(by_gate, model_key=model_key, data_version=data_version, required=required)
+
     # --- registry -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def registry_lock(self):
+        """One registration at a time per registry (a file lock beside a local store; a
+        remote registry relies on the production instance running one training run at a
+        time)."""
+        tracking, registry = self._uris()
+        if registry.startswith("sqlite:///"):
+            path = Path(registry.removeprefix("sqlite:///")).with_suffix(".registry.lock")
+        else:
+            path = get_settings().artifacts_dir / "registry.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
     def version_for(self, model_key: str):
         client = self.client()
         versions = client.search_model_versions(
@@ -134,7 +234,8 @@ class MlflowResource(ConfigurableResource):
         return max(versions, key=lambda v: int(v.version)) if versions else None
 
     def register(self, run_id: str, model_key: str, tags: dict[str, str]):
-        """The registered version for `model_key`: found, or created from the run's model."""
+        """The registered version for `model_key`: found, or created from the run's model.
+        Call under `registry_lock()`."""
         existing = self.version_for(model_key)
         if existing is not None:
             return existing, False
@@ -177,12 +278,7 @@ class MlflowResource(ConfigurableResource):
             local = Path(
                 self.client().download_artifacts(found.run_id, SERVING_ARTIFACT_PATH, str(staging))
             )
-            actual = file_sha256(local / "model.joblib")
-            if actual != pinned:
-                raise ValueError(
-                    f"downloaded model.joblib has sha256 {actual}; version {found.version} "
-                    f"pins {pinned}"
-                )
+            _check_sha(local / "model.joblib", pinned, f"version {found.version}")
             for name in ("model.joblib", "manifest.json"):
                 (local / name).replace(dest / name)
         finally:
@@ -190,15 +286,20 @@ class MlflowResource(ConfigurableResource):
         return int(found.version), dest
 
     def load_version_model(self, version) -> tuple[object, list[int]]:
-        """A registered version's trained pipeline and the row ids it was fitted on."""
-        import json
+        """A registered version's trained pipeline and the row ids it was fitted on. The
+        file is checked against the sha256 recorded when it was logged before it is
+        unpickled."""
         import tempfile
 
         import joblib
 
+        client = self.client()
+        pinned = client.get_run(version.run_id).data.tags.get(MODEL_SHA_TAG) or version.tags.get(
+            MODEL_SHA_TAG
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            client = self.client()
-            model_path = client.download_artifacts(version.run_id, "joblib/model.joblib", tmp)
+            model_path = Path(client.download_artifacts(version.run_id, MODEL_ARTIFACT, tmp))
+            _check_sha(model_path, pinned, f"version {version.version}'s {MODEL_ARTIFACT}")
             model = joblib.load(model_path)
             rows_path = client.download_artifacts(version.run_id, TRAIN_ROWS_ARTIFACT, tmp)
             train_row_ids = json.loads(Path(rows_path).read_text())["train_row_ids"]
@@ -207,18 +308,45 @@ class MlflowResource(ConfigurableResource):
     def get_version(self, version: int):
         from mlflow.exceptions import MlflowException
 
+        client = self.client()
         try:
-            return self.client().get_model_version(self.model_name, str(version))
+            return client.get_model_version(self.model_name, str(version))
         except MlflowException as error:
-            raise LookupError(f"{self.model_name} has no version {version}") from error
+            # The stores disagree on the error code; only a version that is really absent
+            # is "no such version", any other failure propagates.
+            known = {v.version for v in client.search_model_versions(f"name = '{self.model_name}'")}
+            if _is_not_found(error) or str(version) not in known:
+                raise LookupError(f"{self.model_name} has no version {version}") from error
+            raise
 
     def alias_version(self, alias: str):
+        """The version holding `alias`, or None when the registered model or the alias does
+        not exist. Any other registry error (unreachable, denied, broken) propagates: it is
+        not "no champion"."""
         from mlflow.exceptions import MlflowException
 
+        client = self.client()
         try:
-            return self.client().get_model_version_by_alias(self.model_name, alias)
-        except MlflowException:
+            registered = client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if _is_not_found(error):
+                return None
+            raise
+        version = (registered.aliases or {}).get(alias)
+        if version is None:
             return None
+        return client.get_model_version(self.model_name, str(version))
 
     def set_alias(self, alias: str, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, str(version))
+
+
+def _check_sha(path: Path, pinned: str | None, what: str) -> None:
+    if not pinned:
+        raise ValueError(f"{what}: no sha256 was recorded for {path.name}; refusing to load it")
+    actual = file_sha256(path)
+    if actual != pinned:
+        raise ValueError(
+            f"{what}: {path.name} has sha256 {actual}, but {pinned} was recorded when it was "
+            "written; refusing to load it"
+        )

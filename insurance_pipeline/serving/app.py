@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,10 +50,10 @@ class ModelState:
         return self.predict is not None
 
 
-def load_model(artifact_dir: Path) -> ModelState:
+def load_model(artifact_dir: Path, expected_sha256: str | None = None) -> ModelState:
     state = ModelState()
     try:
-        pipeline, manifest = load_artifact(artifact_dir)
+        pipeline, manifest = load_artifact(artifact_dir, expected_sha256)
         if manifest.model_name != MODEL_NAME:
             raise ArtifactError(
                 f"{artifact_dir}: manifest names model {manifest.model_name!r}, "
@@ -107,7 +108,7 @@ def create_app(artifact_dir: Path | str | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.model = load_model(artifact_dir)
+        app.state.model = load_model(artifact_dir, os.environ.get("MODEL_SHA256") or None)
         yield
 
     app = FastAPI(

@@ -66,13 +66,26 @@ def read_manifest(folder: Path) -> Manifest:
         raise ArtifactError(f"manifest {path} is not a valid manifest: {error}") from error
 
 
-def load_artifact(folder: str | os.PathLike) -> tuple[Any, Manifest]:
-    """Read the manifest, check the model file's sha256 against it, then unpickle it."""
+def load_artifact(
+    folder: str | os.PathLike, expected_sha256: str | None = None
+) -> tuple[Any, Manifest]:
+    """Read the manifest, check it against `expected_sha256` (the image's and the chart's
+    MODEL_SHA256) when given, check the model file's sha256 against it, then unpickle it."""
     import joblib
 
     folder = Path(folder)
     manifest = read_manifest(folder)
-    model_path = folder / manifest.model_file
+    if expected_sha256 and manifest.sha256 != expected_sha256:
+        raise ArtifactError(
+            f"manifest {folder / MANIFEST_FILE} pins sha256 {manifest.sha256}, but "
+            f"MODEL_SHA256 is {expected_sha256}: refusing a model other than the one deployed"
+        )
+    model_path = (folder / manifest.model_file).resolve()
+    if not model_path.is_relative_to(folder.resolve()):
+        raise ArtifactError(
+            f"manifest {folder / MANIFEST_FILE}: model_file {manifest.model_file!r} points "
+            f"outside {folder}; refusing to load it"
+        )
     if not model_path.is_file():
         raise ArtifactError(f"model file not found: {model_path}")
     actual = file_sha256(model_path)

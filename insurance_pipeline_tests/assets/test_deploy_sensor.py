@@ -1,17 +1,20 @@
-"""The deploy sensor over a real instance, and the deploy run it launches."""
-
-import json
+"""The deploy sensor over a real instance and a real registry, and the deploy runs it launches:
+what counts as deployed, retries, rollbacks, dry-runs and real (edge-recorded) rollouts."""
 
 import pytest
-from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sensor_context
+from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
 from insurance_pipeline.resources.deploy import CommandRecord
-from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset
+from insurance_pipeline.sensors import SENSOR_NAME, SENSOR_TAG
+from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
 from insurance_pipeline_tests.conftest import tiny_run_config
 
-PASSING = {"validation_metrics": {"r2_floor": 0.5}}
+PASSING = {"gates": {"r2_floor": 0.5}}
+# A second model that must become champion whatever its tiny-budget quality.
+LENIENT = {"gates": {"r2_floor": 0.5, "r2_tolerance": 1.0, "mae_tolerance": 10.0}}
+SENSOR_RUN = {SENSOR_TAG: SENSOR_NAME}
 
 
 class ClusterEdge(DeployRunnerResource):
@@ -22,23 +25,25 @@ class ClusterEdge(DeployRunnerResource):
         return CommandRecord(argv=argv, executed=True, exit_code=0, seconds=0.0)
 
 
-def evaluate(cursor=None):
-    sensor = defs.get_sensor_def("deploy_validated_model")
+def evaluate(deployer: DeployRunnerResource | None = None):
+    sensor = defs.get_sensor_def(SENSOR_NAME)
     with DagsterInstance.get() as instance:
         context = build_sensor_context(
-            instance=instance, cursor=cursor, repository_def=defs.get_repository_def()
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            resources={"mlflow": MlflowResource(), "deployer": deployer or DeployRunnerResource()},
         )
-        result = sensor(context)
-        return result, context.cursor
+        return sensor(context)
 
 
-def deploy(version, deployer):
+def deploy(version, deployer, tags=None):
     job = defs.resolve_job_def("deploy")
     with DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
             instance=instance,
             resources={"deployer": deployer},
+            tags=tags,
             raise_on_error=False,
         )
 
@@ -47,43 +52,71 @@ def deploy_metadata(result):
     return metadata_by_asset(result).get("deployment")
 
 
+def alias(name):
+    found = MlflowResource().alias_version(name)
+    return int(found.version) if found else None
+
+
+BROKEN = DeployRunnerResource(mode="execute", docker_bin="docker-not-here")
+
+
 @pytest.fixture(scope="module")
 def validated(workspace):
     assert materialize(tiny_run_config(**PASSING)).success
+    assert registry_state() == ([1], 1)
     return workspace
 
 
-def test_sensor_requests_one_deploy_per_version(validated):
-    request, cursor = evaluate()
+def test_sensor_requests_a_deploy_of_the_champion(validated):
+    request = evaluate()
     assert isinstance(request, RunRequest)
     assert request.run_config == {"ops": {"deployment": {"config": {"model_version": 1}}}}
-    assert request.run_key == "deploy-insurance_charges_model-v1"
-    assert json.loads(cursor) == {"versions": [1]}
-    # the same version again (a cached re-run re-materializes it): nothing
-    assert materialize(tiny_run_config(**PASSING)).success
-    again, _ = evaluate(cursor)
-    assert isinstance(again, SkipReason) and "already" in again.skip_message
+    assert request.run_key == "deploy-insurance_charges_model-v1-run1"
+    assert request.tags["model_version"] == "1"
 
 
-def test_sensor_never_deploys_past_a_failed_gate(validated):
-    _, cursor = evaluate()
-    # A new seed and an unreachable floor: the new model fails its gate, nothing registers.
-    result = materialize(
-        tiny_run_config(train_test_split={"seed": 5}, validation_metrics={"r2_floor": 0.999})
-    )
-    assert not result.success
-    skipped, _ = evaluate(cursor)
+def test_a_failed_deploy_is_retried_at_most_max_attempts_times(validated):
+    for attempt in range(1, 4):
+        request = evaluate()
+        assert isinstance(request, RunRequest), attempt
+        assert request.run_key == f"deploy-insurance_charges_model-v1-run{attempt}"
+        result = deploy(1, BROKEN, tags={**request.tags, **SENSOR_RUN})
+        assert not result.success
+    skipped = evaluate()
     assert isinstance(skipped, SkipReason)
+    assert "failed to deploy 3 times in a row" in skipped.skip_message
+    # configurable: with max_attempts 4 it tries once more
+    assert isinstance(evaluate(DeployRunnerResource(max_attempts=4)), RunRequest)
+    assert alias("deployed") is None
 
 
-def test_gates_are_read_from_the_registering_run(validated):
-    from insurance_pipeline.sensors import failed_gates
+def test_a_dry_run_records_the_version_so_the_sensor_does_not_loop(validated):
+    # someone runs the deploy by hand (dry-run, the local default): that resets the retries
+    result = deploy(1, DeployRunnerResource(mode="dry-run", registry="reg.example"))
+    assert result.success
+    meta = deploy_metadata(result)
+    assert meta["status"] == "dry-run-deployed" and meta["model_version"] == 1
+    assert alias("deployed") is None  # only a real rollout moves it
+    skipped = evaluate()
+    assert isinstance(skipped, SkipReason) and "last deployed" in skipped.skip_message
 
-    with DagsterInstance.get() as instance:
-        event = instance.get_latest_materialization_event(AssetKey("registered_model"))
-        assert failed_gates(instance, event.run_id) == []
-        # a run without check evaluations falls back to the latest ones, which now failed
-        assert "r2_above_floor" in failed_gates(instance, "no-such-run")
+
+def test_a_new_champion_then_a_rollback_each_redeploy(validated):
+    assert materialize(tiny_run_config(train_test_split={"seed": 3}, **LENIENT)).success
+    assert registry_state() == ([1, 2], 2)
+    request = evaluate()
+    assert isinstance(request, RunRequest) and request.tags["model_version"] == "2"
+    assert deploy(2, DeployRunnerResource(), tags={**request.tags, **SENSOR_RUN}).success
+    assert isinstance(evaluate(), SkipReason)
+
+    MlflowResource().set_alias("champion", 1)  # an operator rolls champion back
+    rollback = evaluate()
+    assert isinstance(rollback, RunRequest)
+    assert rollback.run_config["ops"]["deployment"]["config"]["model_version"] == 1
+    assert rollback.run_key not in {request.run_key, "deploy-insurance_charges_model-v1-run1"}
+    assert deploy(1, DeployRunnerResource(), tags={**rollback.tags, **SENSOR_RUN}).success
+    assert isinstance(evaluate(), SkipReason)
+    MlflowResource().set_alias("champion", 2)
 
 
 def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
@@ -107,26 +140,29 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     assert "image.tag=v1" in upgrade and "model.version=1" in upgrade
     assert all(c["executed"] is False for c in meta["commands"])
     assert set(meta["rendered_objects"]) >= {"Deployment/insurance-charges-model"}
-    assert MlflowResource().alias_version("deployed") is None
+    assert alias("deployed") is None
 
 
 def test_failed_rollout_is_a_visible_failure_and_moves_nothing(validated):
     # Real binaries, no engine or cluster: the first command fails for real.
-    result = deploy(1, DeployRunnerResource(mode="execute", docker_bin="docker-not-here"))
+    result = deploy(1, BROKEN)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "exited 127" in failure.event_specific_data.error.message
-    assert MlflowResource().alias_version("deployed") is None
+    assert alias("deployed") is None
 
 
 def test_successful_rollout_moves_the_deployed_alias(validated):
     result = deploy(1, ClusterEdge(mode="execute"))
     assert result.success
     meta = deploy_metadata(result)
+    assert meta["status"] == "deployed"
     assert len(meta["commands"]) == 3 and all(c["exit_code"] == 0 for c in meta["commands"])
-    assert int(MlflowResource().alias_version("deployed").version) == 1
+    assert alias("deployed") == 1
 
 
 def test_deploy_refuses_a_version_that_does_not_exist(validated):
     result = deploy(99, DeployRunnerResource(mode="dry-run"))
     assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "has no version 99" in failure.event_specific_data.error.message

@@ -22,15 +22,21 @@ DAGSTER = os.path.join(os.path.dirname(sys.executable), "dagster")
 
 @pytest.fixture(scope="module")
 def champion(workspace):
-    assert materialize(tiny_run_config(validation_metrics={"r2_floor": 0.5})).success
+    assert materialize(tiny_run_config(gates={"r2_floor": 0.5})).success
     assert registry_state() == ([1], 1)
     return workspace
 
 
-def dagster_materialize(workspace, csv, **config) -> subprocess.CompletedProcess:
+def dagster_materialize(
+    workspace, csv, select="group:training", gates=None, **config
+) -> subprocess.CompletedProcess:
     run_config = {"ops": {"tpot_pipeline": {"config": TINY_SEARCH}}}
     for op, values in config.items():
         run_config["ops"][op] = {"config": values}  # replaces the tiny search if given
+    if select != "group:training":
+        run_config = {}
+    if gates:
+        run_config["resources"] = {"gates": {"config": gates}}
     return subprocess.run(
         [
             DAGSTER,
@@ -39,9 +45,8 @@ def dagster_materialize(workspace, csv, **config) -> subprocess.CompletedProcess
             "-m",
             "insurance_pipeline.definitions",
             "--select",
-            "group:training",
-            "--config-json",
-            json.dumps(run_config),
+            select,
+            *(["--config-json", json.dumps(run_config)] if run_config else []),
         ],
         env={**os.environ, **workspace.env(), "INSURANCE_DATA_PATH": str(csv)},
         cwd=DEFAULT_ROOT,
@@ -98,7 +103,7 @@ def test_r2_below_the_floor_blocks_registration(champion):
         champion,
         champion.csv,
         train_test_split={"seed": 11},
-        validation_metrics={"r2_floor": 0.999},
+        gates={"r2_floor": 0.999},
     )
     assert proc.returncode != 0
     evaluation = latest_check(R2_CHECK)
@@ -113,7 +118,7 @@ def test_a_worse_challenger_keeps_the_champion(champion):
         champion.csv,
         tpot_pipeline={**TINY_SEARCH, "search_space": "baseline"},
         train_test_split={"seed": 12},
-        validation_metrics={"r2_floor": 0.5},
+        gates={"r2_floor": 0.5},
     )
     assert proc.returncode != 0
     evaluation = latest_check(CHALLENGER)

@@ -17,7 +17,7 @@ from insurance_pipeline_tests.conftest import tiny_run_config
 
 ASSETS = TRAINING_ASSETS
 CACHED = ASSETS[:-1]
-FLOOR = {"validation_metrics": {"r2_floor": 0.5}}  # this test is about caching, not the gate
+FLOOR = {"gates": {"r2_floor": 0.5}}  # this test is about caching, not the gate
 
 
 @pytest.fixture(scope="module")

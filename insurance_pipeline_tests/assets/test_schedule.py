@@ -14,7 +14,7 @@ TRAINING = set(TRAINING_ASSETS)
 
 @pytest.fixture(scope="module")
 def materialized(workspace):
-    assert materialize(tiny_run_config(validation_metrics={"r2_floor": 0.5})).success
+    assert materialize(tiny_run_config(gates={"r2_floor": 0.5})).success
     return workspace
 
 

@@ -103,3 +103,25 @@ def test_prune_everything_and_by_size(tmp_path):
     assert 1 <= len(kept) <= 2
     cache.prune()
     assert not any(cache.contains("step", f"k{i}") for i in range(5))
+
+
+def test_a_tampered_entry_is_refused_before_unpickling(tmp_path):
+    from insurance_pipeline.cache.store import VALUE_FILE, CacheIntegrityError
+
+    cache = StepCache(tmp_path)
+    cache.get_or_compute("step", "k", lambda: {"model": "good"})
+    value_file = tmp_path / "step" / "k" / VALUE_FILE
+    import joblib
+
+    joblib.dump({"model": "swapped"}, value_file)  # a valid pickle, not the one written
+    with pytest.raises(CacheIntegrityError, match=str(value_file)):
+        cache.load("step", "k")
+    with pytest.raises(CacheIntegrityError):
+        cache.get_or_compute("step", "k", lambda: pytest.fail("must not recompute silently"))
+
+
+def test_a_missing_entry_says_which_step_to_materialize(tmp_path):
+    from insurance_pipeline.cache.store import CacheEntryMissing
+
+    with pytest.raises(CacheEntryMissing, match="materialize trained_model again"):
+        StepCache(tmp_path).load("trained_model", "nope")

@@ -68,7 +68,7 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
     from dagster import DagsterInstance, RunRequest, build_sensor_context
 
     from insurance_pipeline.definitions import defs
-    from insurance_pipeline.resources import MlflowResource
+    from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
 
     proc = run_cli(production_env, "run", "--r2-floor", "0.5", "--log-level", "ERROR")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -84,7 +84,14 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
             for t in coordinator.get_run_queue_config().tag_concurrency_limits
         }
         assert limits[("dagster/job_name", "training")] == 1
-        context = build_sensor_context(instance=instance, repository_def=defs.get_repository_def())
+        # a dead or stuck run cannot hold the training slot
+        assert instance.run_monitoring_enabled
+        assert instance.run_monitoring_max_runtime_seconds == 10800
+        context = build_sensor_context(
+            instance=instance,
+            repository_def=defs.get_repository_def(),
+            resources={"mlflow": MlflowResource(), "deployer": DeployRunnerResource()},
+        )
         request = defs.get_sensor_def("deploy_validated_model")(context)
     assert isinstance(request, RunRequest)
     assert request.run_config["ops"]["deployment"]["config"]["model_version"] == 1

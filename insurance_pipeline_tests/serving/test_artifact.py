@@ -140,3 +140,42 @@ def test_compiled_regressors_equal_their_predict(trained_pipeline, insurance_fra
         for r in insurance_frame[list(FEATURE_COLUMNS)].to_dict("records")
     ]
     np.testing.assert_allclose(predictor.predict(rows), regressor.predict(X), rtol=1e-6, atol=1e-6)
+
+
+def test_a_manifest_model_file_outside_its_folder_is_refused(artifact_dir, tmp_path):
+    import json
+
+    artifact = copy_of(artifact_dir, tmp_path)
+    outside = tmp_path / "elsewhere.joblib"
+    shutil.copy(artifact / "model.joblib", outside)  # a valid file, same sha256, wrong place
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    manifest["model_file"] = "../elsewhere.joblib"
+    (artifact / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="points outside"):
+        load_artifact(artifact)
+
+
+def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
+    from insurance_pipeline.serving.artifact import read_manifest
+
+    pinned = read_manifest(artifact_dir).sha256
+    other = "0" * 64
+    service = start_service(
+        artifact_dir, tmp_path / "service.log", env={"MODEL_SHA256": other}, wait_ready=False
+    )
+    try:
+        response = httpx.get(service.url + "/api/health/ready")
+        assert response.status_code == 503
+        assert (
+            httpx.post(
+                service.url + "/api/models/insurance_charges_model/prediction", json=VALID
+            ).status_code
+            == 503
+        )
+        errors = [r for r in service.logs() if r["levelname"] == "ERROR"]
+        assert any(pinned in r["message"] and other in r["message"] for r in errors), errors
+    finally:
+        stop(service)
+    # the matching hash is accepted
+    service = start_service(artifact_dir, tmp_path / "ok.log", env={"MODEL_SHA256": pinned})
+    stop(service)

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from insurance_pipeline.modeling.gates import GateSettings
+
+_DEFAULT = GateSettings()
+
+
+class GatesResource(ConfigurableResource):
+    """The gates' settings, read by every gate and by registration in the same run, so a
+    run that registers judges under exactly the settings it was given
+    (run config `resources: {gates: {config: {...}}}`; `make run ARGS="--r2-floor 0.85"`)."""
+
+    r2_floor: float = Field(default=_DEFAULT.r2_floor, description="holdout r2 must reach this")
+    r2_tolerance: float = Field(
+        default=_DEFAULT.r2_tolerance, ge=0, description="allowed r2 drop vs the champion"
+    )
+    mae_tolerance: float = Field(
+        default=_DEFAULT.mae_tolerance, ge=0, description="allowed relative MAE rise vs champion"
+    )
+
+    def settings(self) -> GateSettings:
+        return GateSettings(
+            r2_floor=self.r2_floor,
+            r2_tolerance=self.r2_tolerance,
+            mae_tolerance=self.mae_tolerance,
+        )

@@ -1,0 +1,121 @@
+"""`make run` as users start it: two at the same moment on an empty state, and one killed
+with SIGKILL in the middle of the TPOT search."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+import pytest
+
+from insurance_pipeline.settings import DEFAULT_ROOT
+from insurance_pipeline_tests.assets.helpers import registry_state
+from insurance_pipeline_tests.conftest import SHIPPED_CSV, Workspace, patched_environ
+
+TINY = "--generations 1 --population-size 4 --cv 2 --r2-floor 0.5 --log-level INFO"
+
+
+def fresh_state(root) -> Workspace:
+    """An empty state: the Dagster home does not exist yet (make creates it)."""
+    root.mkdir(parents=True, exist_ok=True)
+    csv = root / "insurance.csv"
+    shutil.copy(SHIPPED_CSV, csv)
+    return Workspace(root=root, dagster_home=root / "dagster_home", csv=csv)
+
+
+def make_run(state: Workspace) -> subprocess.Popen:
+    return subprocess.Popen(
+        ["make", "--no-print-directory", "run", f"ARGS={TINY}"],
+        cwd=DEFAULT_ROOT,
+        env={**os.environ, **state.env(), "PYTHON": sys.executable},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def model_key_of_champion(state: Workspace) -> str:
+    from insurance_pipeline.resources import MlflowResource
+
+    with patched_environ(state.env()):
+        return MlflowResource().alias_version("champion").tags["model_key"]
+
+
+@pytest.fixture(scope="module")
+def concurrent(tmp_path_factory):
+    state = fresh_state(tmp_path_factory.mktemp("concurrent"))
+    first, second = make_run(state), make_run(state)
+    outputs = [p.communicate(timeout=900) for p in (first, second)]
+    codes = [first.returncode, second.returncode]
+    return state, codes, outputs
+
+
+def test_two_make_runs_at_once_register_exactly_one_version(concurrent):
+    state, codes, outputs = concurrent
+    assert codes == [0, 0], outputs
+    stderr = "".join(err for _, err in outputs)
+    assert "another run holds the lock" in stderr
+    assert "OperationalError" not in stderr and "FileExistsError" not in stderr
+    with patched_environ(state.env()):
+        assert registry_state() == ([1], 1)
+    # the run that waited found every step in the cache
+    waited = next(out for out, err in outputs if "another run holds the lock" in err)
+    assert len(re.findall(r"cache: hit", waited)) == 9, waited
+
+
+def test_a_run_killed_during_the_search_leaves_no_workers_and_resumes(concurrent, tmp_path):
+    reference, _, _ = concurrent
+    state = fresh_state(tmp_path / "killed")
+    run = make_run(state)
+    try:
+        searching = wait_for_search_workers(run.pid, timeout=300)
+        assert searching, "the TPOT search never started its workers"
+        cli = next(p for p in psutil.Process(run.pid).children(recursive=True) if is_cli(p))
+        ours = cli.children(recursive=True)
+        os.kill(cli.pid, signal.SIGKILL)
+        run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    _, alive = psutil.wait_procs(ours, timeout=30)
+    assert not alive, [p.cmdline() for p in alive]
+
+    again = make_run(state)
+    out, err = again.communicate(timeout=900)
+    assert again.returncode == 0, out + err
+    states = dict(re.findall(r"^  (\w+)\s+cache: (hit|miss)$", out, flags=re.M))
+    for done in ("raw_insurance_data", "insurance_data_profile", "train_test_split"):
+        assert states[done] == "hit", out
+    assert states["tpot_pipeline"] == "miss"
+    # the same model as an uninterrupted run with the same configuration
+    assert model_key_of_champion(state) == model_key_of_champion(reference)
+
+
+def is_cli(process: psutil.Process) -> bool:
+    try:
+        return "insurance_pipeline.cli" in " ".join(process.cmdline())
+    except psutil.Error:
+        return False
+
+
+def wait_for_search_workers(make_pid: int, timeout: float) -> bool:
+    """True once the CLI process has dask worker processes (spawned during the search)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            processes = psutil.Process(make_pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return False
+        for process in processes:
+            try:
+                if "spawn_main" in " ".join(process.cmdline()):
+                    time.sleep(2)  # well inside the search: workers are evaluating pipelines
+                    return True
+            except psutil.Error:
+                continue
+        time.sleep(0.2)
+    return False
