@@ -1,21 +1,32 @@
 # syntax=docker/dockerfile:1
 # The model service image: base (serving-only) install + one registered model version.
-#   docker build --build-arg MODEL_DIR=.artifacts/serving/v<n> \
-#     --build-arg MODEL_VERSION=<n> --build-arg MODEL_SHA256=<sha256 of model.joblib> -t <repo>:v<n> .
+#   docker build --build-arg MODEL_DIR=model --build-arg MODEL_VERSION=<n> \
+#     --build-arg MODEL_SHA256=<sha256 of model.joblib> -t <repo>:v<n> <context>
+#   buildah bud --isolation chroot --network host (same build args) -t <repo>:v<n> <context>
 # (MODEL_DIR: a folder inside the build context with model.joblib + manifest.json.)
+# BASE_IMAGE: any Debian bookworm image with python3 (3.11) at /usr/local/bin/python, e.g. a
+# debootstrap minbase tree; the default is the official slim image, pinned by digest.
 # The deploy sensor runs exactly this (see README "Deploy").
+ARG BASE_IMAGE=python:3.11.7-slim-bookworm@sha256:637774748f62b832dc11e7b286e48cd716727ed04b45a0322776c01bc526afc3
 
-FROM python:3.11.7-slim-bookworm AS build
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+FROM ${BASE_IMAGE} AS build
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+# pip trusts the system bundle, so a build host's own CA bundle can be mounted over it
+# (read-only, never copied into the image).
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY insurance_pipeline ./insurance_pipeline
-# Base dependencies only: no dagster, tpot, featuretools, mlflow or test packages.
+# Base dependencies only: no dagster, tpot, featuretools, mlflow or test packages. Then no
+# installer either, and bytecode compiled once here instead of at every start.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt . \
-    && find /opt/venv -name "__pycache__" -type d -prune -exec rm -rf {} +
+    && /opt/venv/bin/python -m pip install --no-cache-dir -c constraints.txt . \
+    && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \
+    && find /opt/venv -name "__pycache__" -type d -prune -exec rm -rf {} + \
+    && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv
 
-FROM python:3.11.7-slim-bookworm
+FROM ${BASE_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG MODEL_DIR=model
 ARG MODEL_VERSION
@@ -23,6 +34,10 @@ ARG MODEL_SHA256
 LABEL org.opencontainers.image.title="insurance-charges-model" \
       insurance-pipeline.model-version="${MODEL_VERSION}" \
       insurance-pipeline.model-sha256="${MODEL_SHA256}"
+# LightGBM loads the OpenMP runtime, which slim and minbase images lack.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
+    && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv
+.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv base-image
 SERVING_VENV ?= .venv-serving
 
 help:  ## list the commands
@@ -15,11 +15,13 @@ help:  ## list the commands
 install: $(STAMP)  ## create .venv if missing and install the pinned stack (idempotent)
 
 # Reinstall only when what we install from changes.
-$(STAMP): pyproject.toml constraints.txt scripts/install_helm.py
+$(STAMP): pyproject.toml constraints.txt scripts/install_helm.py scripts/install_image_tools.sh
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24,<27"
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[pipeline,dev]"
+	$(PY) -m pip install --quiet --no-deps -c constraints.txt tpot  # see pyproject: xgboost-cpu
 	$(PY) scripts/install_helm.py $(VENV)/bin
+	bash scripts/install_image_tools.sh
 	@touch $(STAMP)
 
 # Copied under a private name, then renamed: two `make run` started together both succeed.
@@ -45,9 +47,13 @@ bench: install serving-venv $(DAGSTER_HOME)/dagster.yaml  ## pipeline + service 
 	$(PY) -m insurance_pipeline.cli export-champion
 	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.settings import get_settings as g; print(g().serving_artifact_dir)')
+	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
 
 bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model (writes README)
 	$(PY) benchmarks/bench_model.py --update-readme
+
+base-image: install  ## the Debian bookworm base image for buildah builds (debootstrap, cached)
+	$(PY) -m insurance_pipeline.deploy.base_image
 
 serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base deps only, as in the image)
 

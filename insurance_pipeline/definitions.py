@@ -23,6 +23,7 @@ from insurance_pipeline.resources import (
 )
 from insurance_pipeline.schedules import build_retraining_schedule
 from insurance_pipeline.sensors import build_deploy_sensor
+from insurance_pipeline.settings import get_settings
 
 # Data versions and observable sources are the documented staleness tools, marked beta.
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -44,7 +45,39 @@ deploy_job = define_asset_job(
     description="Build, push and roll out one registered model version",
 )
 
-step_cache = StepCacheResource()
+DEPLOYMENTS = ("local", "production")
+
+
+def resources_for(deployment: str) -> dict:
+    """Resources by deployment name (INSURANCE_DEPLOYMENT), as Dagster's
+    project_fully_featured example does. The graph is the same in both; what differs is how
+    a model ships: `local` records the build/push/rollout it would run (dry-run), `production`
+    runs them. The Dagster instance (SQLite or PostgreSQL) comes from DAGSTER_HOME's
+    dagster.yaml and MLflow from MLFLOW_TRACKING_URI: see README "Environments"."""
+    if deployment not in DEPLOYMENTS:
+        raise ValueError(
+            f"INSURANCE_DEPLOYMENT={deployment!r} is not a deployment; use one of "
+            + ", ".join(DEPLOYMENTS)
+        )
+    settings = get_settings()
+    step_cache = StepCacheResource()
+    deployer = DeployRunnerResource(
+        mode="execute" if deployment == "production" else "dry-run",
+        registry=settings.deploy_registry,
+        builder=settings.deploy_builder,
+        values_files=[settings.deploy_values_file] if settings.deploy_values_file else [],
+        kube_context=settings.deploy_kube_context,
+    )
+    return {
+        "data": InsuranceDataResource(),
+        "mlflow": MlflowResource(),
+        "step_cache": step_cache,
+        # The step cache is also the store Dagster loads asset values from: one store.
+        "io_manager": StepCacheIOManager(step_cache=step_cache),
+        "gates": GatesResource(),
+        "deployer": deployer,
+    }
+
 
 defs = Definitions(
     assets=[
@@ -71,15 +104,7 @@ defs = Definitions(
     jobs=[training_job, deploy_job],
     schedules=[build_retraining_schedule(training_job, training_selection)],
     sensors=[build_deploy_sensor(deploy_job)],
-    resources={
-        "data": InsuranceDataResource(),
-        "mlflow": MlflowResource(),
-        "step_cache": step_cache,
-        # The step cache is also the store Dagster loads asset values from: one store.
-        "io_manager": StepCacheIOManager(step_cache=step_cache),
-        "gates": GatesResource(),
-        "deployer": DeployRunnerResource(),
-    },
+    resources=resources_for(get_settings().deployment),
     # In-process: the training stack costs ~6 s of imports per step in a subprocess, and the
     # TPOT step parallelises itself through dask.
     executor=in_process_executor,

@@ -40,6 +40,12 @@ class Settings:
     service_port: int = 8000
     app_name: str = "insurance-charges-model"
     log_level: str = "INFO"
+    # Which resources the Definitions use (see DEPLOYMENTS in definitions.py):
+    deployment: str = "local"
+    deploy_registry: str = "registry.local"
+    deploy_builder: str = "docker"
+    deploy_values_file: str | None = None
+    deploy_kube_context: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -63,6 +69,11 @@ class Settings:
             service_port=int(os.environ.get("SERVICE_PORT", "8000")),
             app_name=os.environ.get("APP_NAME", "insurance-charges-model"),
             log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            deployment=os.environ.get("INSURANCE_DEPLOYMENT", "local").strip().lower(),
+            deploy_registry=os.environ.get("DEPLOY_REGISTRY", "registry.local"),
+            deploy_builder=os.environ.get("DEPLOY_BUILDER", "docker"),
+            deploy_values_file=os.environ.get("DEPLOY_VALUES_FILE") or None,
+            deploy_kube_context=os.environ.get("DEPLOY_KUBE_CONTEXT") or None,
         )
 
     @property

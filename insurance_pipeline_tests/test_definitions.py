@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 from dagster import AssetKey
 
 from insurance_pipeline.definitions import defs
@@ -88,3 +89,45 @@ def test_dagster_cli_validates_the_code_location(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "deployment, expected",
+    [(None, "dry-run docker registry.local"), ("production", "execute buildah reg.example:5000")],
+)
+def test_the_deployment_name_chooses_the_resources(deployment, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "INSURANCE_DEPLOYMENT"}
+    if deployment:
+        env.update(
+            INSURANCE_DEPLOYMENT=deployment,
+            DEPLOY_BUILDER="buildah",
+            DEPLOY_REGISTRY="reg.example:5000",
+        )
+    code = (
+        "from insurance_pipeline.definitions import defs; d = defs.resources['deployer']; "
+        "print(d.mode, d.builder, d.registry)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == expected
+
+
+def test_an_unknown_deployment_name_is_a_clear_error():
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import insurance_pipeline.definitions"],
+        env={**os.environ, "INSURANCE_DEPLOYMENT": "staging"},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "INSURANCE_DEPLOYMENT='staging' is not a deployment; use one of local, production" in (
+        proc.stderr
+    )

@@ -1,18 +1,25 @@
 """What deploying model version N means, as exact command lines.
 
-    docker build  (image with version N's artifact baked in, tagged v<N>)
-    docker push
-    helm upgrade --install --rollback-on-failure --wait=watcher --timeout … (helm 4)
+    build   (docker build, or buildah bud) the image with version N's artifact baked in
+    push    to the registry; the pushed digest is read back
+    helm upgrade --install --rollback-on-failure --wait=watcher -f <values file>  (helm 4)
 
-The chart is always rendered first with the real `helm template` and every object validated
-against the Kubernetes schemas, so a bad chart never reaches a registry or a cluster.
+Values go to helm in a generated values file, never through `--set`: a comma or an equals
+sign inside a value cannot rewrite another value. The deploy path hands the chart the image
+by digest (`repository@sha256:…`). Every input is checked before any command runs, and the
+chart is rendered with the real `helm template` and every object validated against the
+Kubernetes schemas first, so a bad chart never reaches a registry or a cluster.
 """
 
 from __future__ import annotations
 
+import re
 import subprocess
-from dataclasses import dataclass
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -22,6 +29,19 @@ CHART = PROJECT / "deploy" / "helm" / "insurance-charges-model"
 CONTEXT_FILES = ("Dockerfile", "pyproject.toml", "constraints.txt", "README.md")
 CONTEXT_PACKAGE = "insurance_pipeline"
 MODEL_DIR = "model"
+BUILDERS = ("docker", "buildah")
+
+# host[:port]/path, lower case, as the distribution spec allows (no tag, no digest).
+_REFERENCE = re.compile(
+    r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9-]+)*(?::[0-9]{1,5})?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+)
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+class DeployInputError(ValueError):
+    """A value that would go into a deploy command is malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +52,11 @@ class DeployTarget:
     namespace: str = "model-services"
     timeout: str = "5m"
     kube_context: str | None = None
+    builder: str = "docker"
+    tls_verify: bool = True  # False only for a plain-HTTP registry (a local test registry)
+    build_volumes: tuple[str, ...] = ()  # buildah -v mounts, e.g. a CA bundle, read-only
+    base_image: str | None = None  # the Dockerfile's BASE_IMAGE; None: its pinned default
+    values_files: tuple[str, ...] = field(default_factory=tuple)  # extra chart values
 
     @property
     def repository(self) -> str:
@@ -42,36 +67,66 @@ def image_tag(version: int) -> str:
     return f"v{version}"
 
 
-def helm_values(target: DeployTarget, version: int, model_sha256: str) -> dict[str, str]:
+def validate_inputs(target: DeployTarget, version: Any, model_sha256: Any) -> None:
+    """Fail before any command runs, naming the value that is wrong."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise DeployInputError(f"model version must be a positive integer, got {version!r}")
+    if not isinstance(model_sha256, str) or not _SHA256.match(model_sha256):
+        raise DeployInputError(
+            f"model sha256 must be 64 lower-case hex characters, got {model_sha256!r}"
+        )
+    if not _REFERENCE.match(target.repository):
+        raise DeployInputError(
+            f"image repository {target.repository!r} (registry {target.registry!r}, image "
+            f"{target.image_name!r}) is not a valid registry reference"
+        )
+    if target.builder not in BUILDERS:
+        raise DeployInputError(f"builder must be one of {BUILDERS}, got {target.builder!r}")
+
+
+def validate_digest(digest: str) -> str:
+    if not _DIGEST.match(digest or ""):
+        raise DeployInputError(f"pushed image digest must be sha256:<64 hex>, got {digest!r}")
+    return digest
+
+
+def helm_values(
+    target: DeployTarget, version: int, model_sha256: str, digest: str | None = None
+) -> dict[str, Any]:
+    """The chart values the deploy path sets (nested, as a values file holds them)."""
     return {
         "namespace": target.namespace,
-        "image.repository": target.repository,
-        "image.tag": image_tag(version),
-        "model.version": str(version),
-        "model.sha256": model_sha256,
+        "image": {
+            "repository": target.repository,
+            "tag": image_tag(version),
+            "digest": digest or "",
+        },
+        "model": {"version": str(version), "sha256": model_sha256},
     }
 
 
-def _set_args(values: dict[str, str]) -> list[str]:
-    args = []
-    for key, value in values.items():
-        args += ["--set-string", f"{key}={value}"]
-    return args
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """{"image.tag": "v1"} -> {"image": {"tag": "v1"}}."""
+    nested: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        node = nested
+        *parents, leaf = dotted.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
 
-def build_commands(
-    target: DeployTarget,
-    *,
-    version: int,
-    model_sha256: str,
-    context_dir: Path,
-    docker: str = "docker",
-    helm: str = "helm",
-) -> list[list[str]]:
-    image = f"{target.repository}:{image_tag(version)}"
-    build = [
-        docker,
-        "build",
+def write_values_file(values: Mapping[str, Any], path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(dict(values), sort_keys=True))
+    return path
+
+
+def build_command(
+    target: DeployTarget, *, version: int, model_sha256: str, context_dir: Path, binary: str
+) -> list[str]:
+    args = [
         "--file",
         str(context_dir / "Dockerfile"),
         "--build-arg",
@@ -80,11 +135,42 @@ def build_commands(
         f"MODEL_VERSION={version}",
         "--build-arg",
         f"MODEL_SHA256={model_sha256}",
-        "--tag",
-        image,
-        str(context_dir),
     ]
-    upgrade = [
+    if target.base_image:
+        args += ["--build-arg", f"BASE_IMAGE={target.base_image}"]
+    args += ["--tag", f"{target.repository}:{image_tag(version)}", str(context_dir)]
+    if target.builder == "buildah":
+        mounts = [arg for volume in target.build_volumes for arg in ("--volume", volume)]
+        # chroot isolation and the host network: what works without a daemon or runc
+        return [binary, "bud", "--isolation", "chroot", "--network", "host", "--layers"] + [
+            "--format",
+            "docker",
+            *mounts,
+            *args,
+        ]
+    return [binary, "build", *args]
+
+
+def push_command(target: DeployTarget, *, version: int, digest_file: Path, binary: str):
+    image = f"{target.repository}:{image_tag(version)}"
+    if target.builder == "buildah":
+        tls = [] if target.tls_verify else ["--tls-verify=false"]
+        return [binary, "push", *tls, "--digestfile", str(digest_file), image, f"docker://{image}"]
+    return [binary, "push", image]
+
+
+def pushed_digest(builder: str, digest_file: Path, push_output: str) -> str:
+    """buildah writes the digest to a file; docker prints `…: digest: sha256:… size: …`."""
+    if builder == "buildah":
+        text = digest_file.read_text().strip() if digest_file.exists() else ""
+    else:
+        found = re.search(r"digest: (sha256:[0-9a-f]{64})", push_output)
+        text = found.group(1) if found else ""
+    return validate_digest(text)
+
+
+def upgrade_command(target: DeployTarget, values_file: Path, helm: str) -> list[str]:
+    command = [
         helm,
         "upgrade",
         "--install",
@@ -97,16 +183,17 @@ def build_commands(
         "--wait=watcher",
         "--timeout",
         target.timeout,
-        *_set_args(helm_values(target, version, model_sha256)),
     ]
+    for extra in (*target.values_files, str(values_file)):  # ours last: they win
+        command += ["--values", extra]
     if target.kube_context:
-        upgrade += ["--kube-context", target.kube_context]
-    return [build, [docker, "push", image], upgrade]
+        command += ["--kube-context", target.kube_context]
+    return command
 
 
 def stage_build_context(dest: Path) -> Path:
-    """A minimal docker build context: the Dockerfile's sources, and `model/` for the
-    version's serving artifact (filled by the caller)."""
+    """A minimal build context: the Dockerfile's sources, and `model/` for the version's
+    serving artifact (filled by the caller)."""
     import shutil
 
     if dest.exists():
@@ -124,18 +211,22 @@ def stage_build_context(dest: Path) -> Path:
 
 
 def render_chart(
-    values: dict[str, str],
+    values: Mapping[str, Any],
     *,
     helm: str = "helm",
     release: str = "insurance-charges-model",
     chart: Path = CHART,
+    values_files: tuple[str, ...] = (),
 ) -> list[dict]:
-    """`helm template` with these values; returns the rendered objects."""
-    proc = subprocess.run(
-        [helm, "template", release, str(chart), *_set_args(values)],
-        capture_output=True,
-        text=True,
-    )
+    """`helm template` with these values (nested, or flat with dotted keys), passed in a
+    values file; returns the rendered objects."""
+    nested = nest(values) if any("." in key for key in values) else dict(values)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = write_values_file(nested, Path(tmp) / "values.yaml")
+        files = [arg for name in (*values_files, str(path)) for arg in ("--values", name)]
+        proc = subprocess.run(
+            [helm, "template", release, str(chart), *files], capture_output=True, text=True
+        )
     if proc.returncode != 0:
         raise ChartError(f"helm template failed ({proc.returncode}): {proc.stderr.strip()}")
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

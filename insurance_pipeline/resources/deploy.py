@@ -1,8 +1,7 @@
-"""Runs deploy commands. `execute` runs them as subprocesses; `dry-run` (the default here:
-no container engine or cluster on this machine) records the exact command lines instead.
-The chart is rendered with the real helm in both modes."""
+"""Runs deploy commands. `execute` runs them as subprocesses; `dry-run` (the local default)
+records the exact command lines instead. The chart is rendered with the real helm in both
+modes. Which one a deployment uses is chosen by INSURANCE_DEPLOYMENT (see definitions)."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -40,11 +39,24 @@ def _default_helm() -> str:
 
 class DeployRunnerResource(ConfigurableResource):
     mode: Literal["dry-run", "execute"] = Field(
-        default="dry-run", description="execute: run docker/helm; dry-run: record them"
+        default="dry-run", description="execute: run build/push/helm; dry-run: record them"
     )
-    docker_bin: str = Field(default="docker")
+    builder: Literal["docker", "buildah"] = Field(
+        default="docker", description="what builds and pushes the image"
+    )
+    docker_bin: str = Field(default="docker", description="the docker binary (builder docker)")
+    buildah_bin: str = Field(default="buildah", description="the buildah binary")
+    tls_verify: bool = Field(default=True, description="false only for a plain-HTTP registry")
+    build_volumes: list[str] = Field(
+        default_factory=list,
+        description="buildah --volume mounts, e.g. a CA bundle as SRC:DST:ro (never copied in)",
+    )
+    base_image: str | None = Field(default=None, description="BASE_IMAGE build argument")
+    values_files: list[str] = Field(
+        default_factory=list, description="extra chart values files (ours are applied last)"
+    )
     helm_bin: str | None = Field(default=None, description="default: the venv's helm")
-    registry: str = Field(default=os.environ.get("DEPLOY_REGISTRY", "registry.local"))
+    registry: str = Field(default="registry.local", description="host[:port][/path]")
     image_name: str = Field(default="insurance-charges-model")
     release: str = Field(default="insurance-charges-model")
     namespace: str = Field(default="model-services")
@@ -60,6 +72,9 @@ class DeployRunnerResource(ConfigurableResource):
     def helm(self) -> str:
         return self.helm_bin or _default_helm()
 
+    def builder_binary(self) -> str:
+        return self.buildah_bin if self.builder == "buildah" else self.docker_bin
+
     def target(self) -> DeployTarget:
         return DeployTarget(
             registry=self.registry,
@@ -68,6 +83,11 @@ class DeployRunnerResource(ConfigurableResource):
             namespace=self.namespace,
             timeout=self.timeout,
             kube_context=self.kube_context,
+            builder=self.builder,
+            tls_verify=self.tls_verify,
+            build_volumes=tuple(self.build_volumes),
+            base_image=self.base_image,
+            values_files=tuple(self.values_files),
         )
 
     def run(self, argv: list[str]) -> CommandRecord:

@@ -1,12 +1,15 @@
 """The deploy sensor over a real instance and a real registry, and the deploy runs it launches:
-what counts as deployed, retries, rollbacks, dry-runs and real (edge-recorded) rollouts."""
+what counts as deployed, retries, rollbacks, dry-runs and refusals. A real build, push and
+(edge-recorded) rollout are in deploy/test_image.py."""
+
+from pathlib import Path
 
 import pytest
+import yaml
 from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_context
 
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
-from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.sensors import SENSOR_NAME, SENSOR_TAG
 from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
 from insurance_pipeline_tests.conftest import tiny_run_config
@@ -15,14 +18,6 @@ PASSING = {"gates": {"r2_floor": 0.5}}
 # A second model that must become champion whatever its tiny-budget quality.
 LENIENT = {"gates": {"r2_floor": 0.5, "r2_tolerance": 1.0, "mae_tolerance": 10.0}}
 SENSOR_RUN = {SENSOR_TAG: SENSOR_NAME}
-
-
-class ClusterEdge(DeployRunnerResource):
-    """The true edge (no container engine or cluster here): records each command exactly
-    and answers as a working engine and cluster would (exit 0)."""
-
-    def run(self, argv):
-        return CommandRecord(argv=argv, executed=True, exit_code=0, seconds=0.0)
 
 
 def evaluate(deployer: DeployRunnerResource | None = None):
@@ -137,7 +132,9 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     assert push == ["docker", "push", "reg.example/insurance-charges-model:v1"]
     for flag in ("--install", "--rollback-on-failure", "--wait=watcher", "--timeout"):
         assert flag in upgrade
-    assert "image.tag=v1" in upgrade and "model.version=1" in upgrade
+    values = yaml.safe_load(Path(upgrade[upgrade.index("--values") + 1]).read_text())
+    assert values["image"]["tag"] == "v1" and values["model"] == {"version": "1", "sha256": sha}
+    assert values["image"]["digest"] == ""  # dry-run: nothing was pushed
     assert all(c["executed"] is False for c in meta["commands"])
     assert set(meta["rendered_objects"]) >= {"Deployment/insurance-charges-model"}
     assert alias("deployed") is None
@@ -152,17 +149,18 @@ def test_failed_rollout_is_a_visible_failure_and_moves_nothing(validated):
     assert alias("deployed") is None
 
 
-def test_successful_rollout_moves_the_deployed_alias(validated):
-    result = deploy(1, ClusterEdge(mode="execute"))
-    assert result.success
-    meta = deploy_metadata(result)
-    assert meta["status"] == "deployed"
-    assert len(meta["commands"]) == 3 and all(c["exit_code"] == 0 for c in meta["commands"])
-    assert alias("deployed") == 1
-
-
 def test_deploy_refuses_a_version_that_does_not_exist(validated):
     result = deploy(99, DeployRunnerResource(mode="dry-run"))
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "has no version 99" in failure.event_specific_data.error.message
+
+
+def test_a_malformed_registry_is_refused_before_any_command(validated):
+    result = deploy(1, DeployRunnerResource(mode="execute", registry="Reg,image.repository=x"))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "deploy of version 1 refused: image repository" in message
+    user_data = failure.event_specific_data.user_failure_data
+    assert user_data is None or "commands" not in user_data.metadata  # nothing ran

@@ -12,10 +12,10 @@ BASE = {"model.version": "7", "model.sha256": "ab" * 32}
 NON_DEFAULT = {
     **BASE,
     "namespace": "ml-prod",
-    "createNamespace": "true",
+    "createNamespace": True,
     "service.type": "ClusterIP",
-    "autoscaling.enabled": "true",
-    "replicaCount": "3",
+    "autoscaling.enabled": True,
+    "replicaCount": 3,
     "image.repository": "ghcr.io/acme/icm",
     "image.tag": "v7-hotfix",
     "config.logLevel": "DEBUG",
@@ -126,3 +126,55 @@ def test_a_config_change_rolls_the_pods():
 def test_rendering_without_an_image_tag_or_model_version_fails_clearly():
     with pytest.raises(ChartError, match="set image.tag or model.version"):
         render({})
+
+
+def test_probes_have_timeouts_and_a_rollout_drains_connections():
+    objects = render(BASE)
+    c = container(objects)
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert c[probe]["timeoutSeconds"] == 2
+    pod = by_kind(objects)["Deployment"]["spec"]["template"]["spec"]
+    pause = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pause == 5 and pod["terminationGracePeriodSeconds"] == 30 > pause
+    slower = render(
+        {**BASE, "shutdown.preStopSleepSeconds": 10, "probes.readiness.timeoutSeconds": 4}
+    )
+    assert container(slower)["lifecycle"]["preStop"]["sleep"]["seconds"] == 10
+    assert container(slower)["readinessProbe"]["timeoutSeconds"] == 4
+
+
+def test_the_service_is_the_originals_nodeport_on_port_8000():
+    service = by_kind(render(BASE))["Service"]["spec"]
+    assert service["type"] == "NodePort"
+    assert service["ports"][0]["port"] == 8000 and service["ports"][0]["targetPort"] == "http"
+    assert container(render(BASE))["ports"][0]["containerPort"] == 8000
+
+
+def test_an_optional_network_policy_admits_only_the_service_port():
+    assert "NetworkPolicy" not in by_kind(render(BASE))
+    peers = [{"namespaceSelector": {"matchLabels": {"team": "pricing"}}}]
+    objects = render({**BASE, "networkPolicy.enabled": True, "networkPolicy.ingressFrom": peers})
+    assert validate_objects(objects) == []
+    policy = by_kind(objects)["NetworkPolicy"]["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["egress"] == []
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}], "from": peers}]
+    labels = by_kind(objects)["Deployment"]["spec"]["selector"]["matchLabels"]
+    assert policy["podSelector"]["matchLabels"] == labels
+
+
+def test_an_owned_namespace_carries_the_restricted_pod_security_labels():
+    labels = by_kind(render(NON_DEFAULT))["Namespace"]["metadata"]["labels"]
+    for mode in ("enforce", "audit", "warn"):
+        assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
+
+
+def test_the_image_by_digest_wins_over_the_tag():
+    digest = "sha256:" + "c" * 64
+    image = container(render({**BASE, "image.digest": digest}))["image"]
+    assert image == f"registry.local/insurance-charges-model@{digest}"
+
+
+def test_values_go_in_a_file_so_a_comma_cannot_rewrite_another_value():
+    hostile = "abc,image.repository=evil/x"
+    image = container(render({**BASE, "image.tag": hostile}))["image"]
+    assert image == f"registry.local/insurance-charges-model:{hostile}"  # one literal value

@@ -20,8 +20,13 @@ insurance-pipeline/model-version: {{ . | quote }}
 {{- end }}
 {{- end -}}
 
+{{- /* By digest when one is given (what the deploy path does: immutable), else by tag. */ -}}
 {{- define "icm.image" -}}
+{{- if .Values.image.digest -}}
+{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{- else -}}
 {{- $tag := .Values.image.tag | default (printf "v%v" .Values.model.version) -}}
-{{- if eq $tag "v" }}{{ fail "set image.tag or model.version" }}{{ end -}}
+{{- if eq $tag "v" }}{{ fail "set image.tag or model.version (or image.digest)" }}{{ end -}}
 {{ .Values.image.repository }}:{{ $tag }}
+{{- end -}}
 {{- end -}}

@@ -1,0 +1,86 @@
+"""Run a built image's own entrypoint on this machine, where no container engine runs:
+`buildah run --isolation chroot --user U <container> -- <entrypoint>` on the host network
+(podman run and runc are refused here). Used by the image tests and `make bench`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+
+def inspect_image(image: str) -> dict:
+    proc = subprocess.run(
+        ["buildah", "inspect", "--type", "image", image], check=True, capture_output=True, text=True
+    )
+    return json.loads(proc.stdout)
+
+
+def image_size_bytes(image: str) -> int:
+    proc = subprocess.run(
+        ["podman", "image", "inspect", "--format", "{{.Size}}", image],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return int(proc.stdout.strip())
+
+
+@dataclass
+class RunningContainer:
+    name: str
+    process: subprocess.Popen
+
+    def exec(self, *command: str) -> str:
+        """Another process in the same container (as root), its stdout."""
+        return subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", self.name, "--", *command],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def service_pids(self) -> list[int]:
+        """The entrypoint's processes (not buildah's own)."""
+        import psutil
+
+        found = []
+        for child in psutil.Process(self.process.pid).children(recursive=True):
+            try:
+                if "insurance_pipeline" in " ".join(child.cmdline()):
+                    found.append(child.pid)
+            except psutil.Error:
+                continue
+        return found
+
+
+@contextmanager
+def running_image(
+    image: str, *, env: dict[str, str] | None = None, user: str = "10001:10001"
+) -> Iterator[RunningContainer]:
+    entrypoint = inspect_image(image)["OCIv1"]["config"]["Entrypoint"]
+    name = subprocess.run(
+        ["buildah", "from", image], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    settings = [arg for key, value in (env or {}).items() for arg in ("--env", f"{key}={value}")]
+    process = subprocess.Popen(
+        ["buildah", "run", "--isolation", "chroot", "--user", user, *settings, name, "--"]
+        + entrypoint,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        yield RunningContainer(name=name, process=process)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(5)
+        subprocess.run(["buildah", "rm", name], capture_output=True)

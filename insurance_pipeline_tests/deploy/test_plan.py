@@ -1,0 +1,92 @@
+"""Deploy commands for both builders, and the checks that run before any of them."""
+
+from pathlib import Path
+
+import pytest
+
+from insurance_pipeline.deploy.plan import (
+    DeployInputError,
+    DeployTarget,
+    build_command,
+    push_command,
+    pushed_digest,
+    upgrade_command,
+    validate_inputs,
+)
+
+SHA = "ab" * 32
+
+
+@pytest.mark.parametrize(
+    "target, version, sha, named",
+    [
+        (DeployTarget(), "7", SHA, "model version"),
+        (DeployTarget(), 0, SHA, "model version"),
+        (DeployTarget(), True, SHA, "model version"),
+        (DeployTarget(), 7, "ABC", "model sha256"),
+        (DeployTarget(), 7, SHA[:-1] + "g", "model sha256"),
+        (DeployTarget(registry="Bad Registry!"), 7, SHA, "image repository"),
+        (DeployTarget(registry="reg.io/a,image.repository=evil"), 7, SHA, "image repository"),
+        (DeployTarget(builder="kaniko"), 7, SHA, "builder"),
+    ],
+)
+def test_a_bad_value_is_refused_naming_it(target, version, sha, named):
+    with pytest.raises(DeployInputError, match=named):
+        validate_inputs(target, version, sha)
+
+
+@pytest.mark.parametrize("registry", ["registry.local", "127.0.0.1:5000", "ghcr.io/acme/ml"])
+def test_good_references_pass(registry):
+    validate_inputs(DeployTarget(registry=registry), 7, SHA)
+
+
+def test_buildah_builds_without_a_daemon_and_pushes_with_a_digest_file(tmp_path):
+    target = DeployTarget(
+        registry="127.0.0.1:5000",
+        builder="buildah",
+        tls_verify=False,
+        build_volumes=("/ca.crt:/etc/ssl/certs/ca-certificates.crt:ro",),
+        base_image="localhost/base:1",
+    )
+    build = build_command(target, version=7, model_sha256=SHA, context_dir=tmp_path, binary="b")
+    assert build[:8] == [
+        "b",
+        "bud",
+        "--isolation",
+        "chroot",
+        "--network",
+        "host",
+        "--layers",
+        "--format",
+    ]
+    assert "--volume" in build and "BASE_IMAGE=localhost/base:1" in build
+    assert build[-3:] == ["--tag", "127.0.0.1:5000/insurance-charges-model:v7", str(tmp_path)]
+    digest_file = tmp_path / "digest"
+    push = push_command(target, version=7, digest_file=digest_file, binary="b")
+    assert push == [
+        "b",
+        "push",
+        "--tls-verify=false",
+        "--digestfile",
+        str(digest_file),
+        "127.0.0.1:5000/insurance-charges-model:v7",
+        "docker://127.0.0.1:5000/insurance-charges-model:v7",
+    ]
+    digest_file.write_text("sha256:" + "d" * 64)
+    assert pushed_digest("buildah", digest_file, "") == "sha256:" + "d" * 64
+
+
+def test_docker_digest_is_read_from_the_push_output(tmp_path):
+    output = "v7: digest: sha256:" + "e" * 64 + " size: 1234\n"
+    assert pushed_digest("docker", tmp_path / "none", output) == "sha256:" + "e" * 64
+    with pytest.raises(DeployInputError, match="digest"):
+        pushed_digest("docker", tmp_path / "none", "pushed, no digest line")
+
+
+def test_helm_gets_values_files_only_ours_last():
+    target = DeployTarget(values_files=("site.yaml",), kube_context="prod")
+    command = upgrade_command(target, Path("ours.yaml"), "helm")
+    values = [command[i + 1] for i, arg in enumerate(command) if arg == "--values"]
+    assert values == ["site.yaml", "ours.yaml"]
+    assert not any(arg.startswith("--set") for arg in command)
+    assert command[-2:] == ["--kube-context", "prod"]
