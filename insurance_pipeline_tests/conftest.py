@@ -40,9 +40,10 @@ class Workspace:
     root: Path
     dagster_home: Path
     csv: Path
+    cache_dir: Path | None = None  # None: the state dir's own cache
 
     def env(self) -> dict[str, str]:
-        return {
+        env = {
             "DAGSTER_HOME": str(self.dagster_home),
             "INSURANCE_STATE_DIR": str(self.root),
             "INSURANCE_DATA_PATH": str(self.csv),
@@ -50,6 +51,9 @@ class Workspace:
             "MLFLOW_TRACKING_URI": f"sqlite:///{self.root / '.mlflow' / 'mlflow.db'}",
             "MLFLOW_REGISTRY_URI": f"sqlite:///{self.root / '.mlflow' / 'mlflow.db'}",
         }
+        if self.cache_dir is not None:
+            env["INSURANCE_CACHE_DIR"] = str(self.cache_dir)
+        return env
 
 
 @contextmanager
@@ -82,17 +86,28 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.fixture(scope="session")
+def shared_step_cache(tmp_path_factory) -> Path:
+    """One step cache for the session. It is content-keyed, so sharing it changes nothing a
+    test asserts about registries, gates or deploys, and spares each module a cold TPOT
+    search and profile. A module that asserts cold misses sets ISOLATED_CACHE = True."""
+    return tmp_path_factory.mktemp("shared_cache")
+
+
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Iterator[Workspace]:
-    """A fresh state dir with its own Dagster home and a copy of the CSV, set in os.environ
-    for the module (the settings object is re-read)."""
+def workspace(request, tmp_path_factory, shared_step_cache) -> Iterator[Workspace]:
+    """A fresh state dir with its own Dagster home, MLflow store and a copy of the CSV, set in
+    os.environ for the module (the settings object is re-read)."""
     root = tmp_path_factory.mktemp("state")
     home = root / "dagster_home"
     home.mkdir()
     shutil.copy(DEFAULT_ROOT / "dagster.yaml", home / "dagster.yaml")
     csv = root / "insurance.csv"
     shutil.copy(SHIPPED_CSV, csv)
-    ws = Workspace(root=root, dagster_home=home, csv=csv)
+    isolated = getattr(request.module, "ISOLATED_CACHE", False)
+    ws = Workspace(
+        root=root, dagster_home=home, csv=csv, cache_dir=None if isolated else shared_step_cache
+    )
     with patched_environ(ws.env()):
         yield ws
 

@@ -15,6 +15,7 @@ from insurance_pipeline_tests.assets.helpers import (
 )
 from insurance_pipeline_tests.conftest import tiny_run_config
 
+ISOLATED_CACHE = True  # asserts cold misses, then exactly which steps miss
 ASSETS = TRAINING_ASSETS
 CACHED = ASSETS[:-1]
 FLOOR = {"gates": {"r2_floor": 0.5}}  # this test is about caching, not the gate
