@@ -45,16 +45,22 @@ class RunningContainer:
         ).stdout
 
     def service_pids(self) -> list[int]:
-        """The entrypoint's processes (not buildah's own)."""
+        """The entrypoint's processes, not buildah's own (`buildah-chroot-runtime` and
+        `buildah-chroot-exec` wrap the entrypoint and name it in their arguments)."""
         import psutil
 
         found = []
         for child in psutil.Process(self.process.pid).children(recursive=True):
             try:
-                if "insurance_pipeline" in " ".join(child.cmdline()):
-                    found.append(child.pid)
+                argv = child.cmdline()
             except psutil.Error:
                 continue
+            if (
+                argv
+                and not argv[0].startswith("buildah")
+                and "insurance_pipeline" in " ".join(argv)
+            ):
+                found.append(child.pid)
         return found
 
 

@@ -52,3 +52,24 @@ def registry_state() -> tuple[list[int], int | None]:
     )
     champion = mlflow.alias_version("champion")
     return versions, int(champion.version) if champion else None
+
+
+def deploy(version: int, deployer, tags: dict | None = None):
+    """The deploy job for one version, with this deployer, in the instance in DAGSTER_HOME."""
+    job = defs.resolve_job_def("deploy")
+    with DagsterInstance.get() as instance:
+        return job.execute_in_process(
+            run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
+            instance=instance,
+            resources={"deployer": deployer},
+            tags=tags,
+            raise_on_error=False,
+        )
+
+
+def step_failures(result) -> list:
+    return [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+
+
+def failure_messages(result) -> str:
+    return "\n".join(e.event_specific_data.error.message for e in step_failures(result))

@@ -11,7 +11,12 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
 from insurance_pipeline.sensors import SENSOR_NAME, SENSOR_TAG
-from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
+from insurance_pipeline_tests.assets.helpers import (
+    deploy,
+    materialize,
+    metadata_by_asset,
+    registry_state,
+)
 from insurance_pipeline_tests.conftest import tiny_run_config
 
 PASSING = {"gates": {"r2_floor": 0.5}}
@@ -29,18 +34,6 @@ def evaluate(deployer: DeployRunnerResource | None = None):
             resources={"mlflow": MlflowResource(), "deployer": deployer or DeployRunnerResource()},
         )
         return sensor(context)
-
-
-def deploy(version, deployer, tags=None):
-    job = defs.resolve_job_def("deploy")
-    with DagsterInstance.get() as instance:
-        return job.execute_in_process(
-            run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
-            instance=instance,
-            resources={"deployer": deployer},
-            tags=tags,
-            raise_on_error=False,
-        )
 
 
 def deploy_metadata(result):

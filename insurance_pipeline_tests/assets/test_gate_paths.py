@@ -15,21 +15,19 @@ from dagster import AssetKey, DagsterInstance, RunRequest, SkipReason, build_sch
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
 from insurance_pipeline.settings import DEFAULT_ROOT
-from insurance_pipeline_tests.assets.helpers import materialize, metadata_by_asset, registry_state
-from insurance_pipeline_tests.assets.test_deploy_sensor import deploy, evaluate
+from insurance_pipeline_tests.assets.helpers import (
+    deploy,
+    failure_messages,
+    materialize,
+    metadata_by_asset,
+    registry_state,
+)
+from insurance_pipeline_tests.assets.test_deploy_sensor import evaluate
 from insurance_pipeline_tests.assets.test_gates import DAGSTER
 from insurance_pipeline_tests.conftest import TINY_SEARCH, tiny_run_config
 
 WORSE = {"tpot_pipeline": {**TINY_SEARCH, "search_space": "baseline"}}
 REGISTERED = AssetKey("registered_model")
-
-
-def failures(result) -> str:
-    return "\n".join(
-        e.event_specific_data.error.message
-        for e in result.all_events
-        if e.event_type_value == "STEP_FAILURE"
-    )
 
 
 def run_selection(keys, **resource_config):
@@ -48,7 +46,7 @@ def run_selection(keys, **resource_config):
 @pytest.fixture(scope="module")
 def champion(workspace):
     result = materialize(tiny_run_config())  # default gate settings
-    assert result.success, failures(result)
+    assert result.success, failure_messages(result)
     assert registry_state() == ([1], 1)
     return workspace
 
@@ -74,7 +72,7 @@ def test_the_schedule_tick_cannot_register_a_rejected_model(rejected):
     assert REGISTERED in request.asset_selection
     result = run_selection(request.asset_selection)
     assert not result.success
-    assert "challenger_not_worse failed: challenger is worse" in failures(result)
+    assert "challenger_not_worse failed: challenger is worse" in failure_messages(result)
     assert registry_state() == ([1], 1)
 
 
@@ -98,7 +96,7 @@ def test_a_job_run_of_registration_alone_judges_missing_verdicts_itself(rejected
     # No verdict exists under an r2 floor of 0.999: registration judges it now, and refuses.
     result = run_selection([REGISTERED], gates={"r2_floor": 0.999})
     assert not result.success
-    message = failures(result)
+    message = failure_messages(result)
     assert "r2_floor failed: holdout r2" in message and "below the floor 0.9990" in message
     assert "challenger_not_worse failed" in message
     verdicts = MlflowResource().verdicts(rejected)
@@ -133,7 +131,7 @@ def test_the_sensor_ignores_passing_checks_recorded_by_other_runs(rejected):
         assert isinstance(skipped, SkipReason) and "challenger_not_worse" in skipped.skip_message
         # and neither can the deploy job be pointed at it by hand
         result = deploy(int(version.version), DeployRunnerResource())
-        assert not result.success and "will not be deployed" in failures(result)
+        assert not result.success and "will not be deployed" in failure_messages(result)
         assert mlflow.alias_version("deployed") is None
         assert registry_state() == ([1, int(version.version)], int(version.version))
     finally:
@@ -181,7 +179,7 @@ def test_a_registry_error_is_not_no_champion(champion, failing_registry):
         mlflow={"tracking_uri": tracking, "registry_uri": failing_registry},
     )
     assert not result.success
-    assert "token may not read the registry" in failures(result)
+    assert "token may not read the registry" in failure_messages(result)
     # only "no such model or alias" means no champion
     assert MlflowResource(model_name="no_such_model").alias_version("champion") is None
     assert MlflowResource().alias_version("no-such-alias") is None

@@ -4,7 +4,6 @@ The production deploy path runs for real up to the rollout, where helm meets no 
 
 import json
 import os
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -13,16 +12,14 @@ import httpx
 import psutil
 import pytest
 import yaml
-from dagster import DagsterInstance
 
-from insurance_pipeline.definitions import defs
 from insurance_pipeline.deploy import base_image
 from insurance_pipeline.deploy.container import running_image
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
 from insurance_pipeline.resources.deploy import CommandRecord
-from insurance_pipeline_tests.assets.helpers import materialize
+from insurance_pipeline_tests.assets.helpers import deploy, materialize, step_failures
 from insurance_pipeline_tests.conftest import tiny_run_config
-from insurance_pipeline_tests.serving.conftest import start_service, stop
+from insurance_pipeline_tests.serving.conftest import free_port, start_service, stop
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 IMAGE_NAME = "insurance-charges-model"
@@ -45,12 +42,6 @@ def tools():
         if os.environ.get("CI") == "true":
             pytest.fail(message)  # CI never skips the image tests silently
         pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float, status: int = 200) -> float:
@@ -116,21 +107,6 @@ def deployer(registry, base, **overrides) -> DeployRunnerResource:
     )
 
 
-def deploy(version: int, runner: DeployRunnerResource):
-    job = defs.resolve_job_def("deploy")
-    with DagsterInstance.get() as instance:
-        return job.execute_in_process(
-            run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
-            instance=instance,
-            resources={"deployer": runner},
-            raise_on_error=False,
-        )
-
-
-def step_failure(result):
-    return next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-
-
 @pytest.fixture(scope="module")
 def production_deploy(champion, registry, base, tmp_path_factory):
     """The deployment asset in production mode: real build, real push, real helm, which can
@@ -156,7 +132,7 @@ def test_production_deploy_pushes_by_digest_then_fails_at_the_rollout(
 ):
     result, _ = production_deploy
     assert not result.success
-    failure = step_failure(result)
+    failure = step_failures(result)[0]
     message = failure.event_specific_data.error.message
     assert "helm upgrade" in message and "exited 1" in message
     assert "Kubernetes cluster unreachable" in message or "kubernetes" in message.lower()
@@ -241,5 +217,5 @@ class ClusterEdge(DeployRunnerResource):
 def test_a_successful_rollout_moves_the_deployed_alias(production_deploy, registry, base, champion):
     runner = ClusterEdge(**deployer(registry, base).model_dump())
     result = deploy(int(champion.version), runner)
-    assert result.success, step_failure(result).event_specific_data.error.message
+    assert result.success, step_failures(result)[0].event_specific_data.error.message
     assert int(MlflowResource().alias_version("deployed").version) == int(champion.version)
