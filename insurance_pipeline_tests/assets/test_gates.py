@@ -27,14 +27,10 @@ def champion(workspace):
     return workspace
 
 
-def dagster_materialize(
-    workspace, csv, select="group:training", gates=None, **config
-) -> subprocess.CompletedProcess:
+def dagster_materialize(workspace, csv, gates=None, **config) -> subprocess.CompletedProcess:
     run_config = {"ops": {"tpot_pipeline": {"config": TINY_SEARCH}}}
     for op, values in config.items():
         run_config["ops"][op] = {"config": values}  # replaces the tiny search if given
-    if select != "group:training":
-        run_config = {}
     if gates:
         run_config["resources"] = {"gates": {"config": gates}}
     return subprocess.run(
@@ -45,8 +41,9 @@ def dagster_materialize(
             "-m",
             "insurance_pipeline.definitions",
             "--select",
-            select,
-            *(["--config-json", json.dumps(run_config)] if run_config else []),
+            "group:training",
+            "--config-json",
+            json.dumps(run_config),
         ],
         env={**os.environ, **workspace.env(), "INSURANCE_DATA_PATH": str(csv)},
         cwd=DEFAULT_ROOT,
