@@ -30,7 +30,7 @@ from insurance_pipeline.modeling.gates import (
     Approval,
     Verdict,
     approval,
-    contract_passed,
+    contract_verdict,
     gate_settings,
     settings_id,
 )
@@ -103,11 +103,8 @@ def _judge_now(gate, model, split, evaluation, comparison, champion, gates, mlfl
     if gate in HOLDOUT_GATES:
         return holdout_verdict(gate, evaluation, gates)
     if gate == DATA_CONTRACT:
-        return Verdict.of(
-            contract_passed(len(split.train) + len(split.test)),
-            model_key=model.model_key,
-            data_version=model.data_version,
-            settings=gate_settings(DATA_CONTRACT),
+        return contract_verdict(
+            model.model_key, model.data_version, len(split.train) + len(split.test)
         )
     measured_against = (comparison.champion_version, comparison.champion_model_key)
     wanted = (champion.version, champion.model_key) if champion else (None, None)

@@ -13,7 +13,7 @@ from insurance_pipeline.assets.features import FEATURE_LIBRARIES
 from insurance_pipeline.cache.store import library_versions
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.data.split import Split
-from insurance_pipeline.modeling.gates import DATA_CONTRACT, Verdict, contract_passed, gate_settings
+from insurance_pipeline.modeling.gates import contract_verdict
 from insurance_pipeline.modeling.model import TrainedModel, build_trained_model, save_model_file
 from insurance_pipeline.modeling.search import SearchBudget, SearchResult
 from insurance_pipeline.resources import (
@@ -159,14 +159,7 @@ def trained_model(
         train_row_ids=list(model.train_row_ids),
     )
     rows = len(train) + len(train_test_split.test)
-    mlflow.record_verdict(
-        Verdict.of(
-            contract_passed(rows),
-            model_key=model.model_key,
-            data_version=model.data_version,
-            settings=gate_settings(DATA_CONTRACT),
-        )
-    )
+    mlflow.record_verdict(contract_verdict(model.model_key, model.data_version, rows))
     return Output(
         model,
         data_version=data_version(result),

@@ -104,6 +104,15 @@ def contract_passed(rows: int) -> GateResult:
 HOLDOUT_GATES = (R2_FLOOR, FINITE_PREDICTIONS, TEST_ROW_COUNT)
 
 
+def contract_verdict(model_key: str, data_version: str, rows: int) -> Verdict:
+    return Verdict.of(
+        contract_passed(rows),
+        model_key=model_key,
+        data_version=data_version,
+        settings=gate_settings(DATA_CONTRACT),
+    )
+
+
 @dataclass(frozen=True)
 class Verdict:
     gate: str

@@ -171,17 +171,14 @@ class MlflowResource(ConfigurableResource):
             run_id, verdict_tag(verdict.gate, verdict.settings_id), verdict.to_json()
         )
 
-    def verdicts(self, model_key: str) -> dict[str, Verdict]:
-        """Every verdict recorded for the model, by tag name."""
-        tags = self.client().get_run(self.run_for(model_key)).data.tags
+    def verdicts(self, model_key: str, run_id: str | None = None) -> dict[str, Verdict]:
+        """Every verdict recorded for the model (on `run_id` when already known), by tag."""
+        tags = self.client().get_run(run_id or self.run_for(model_key)).data.tags
         return {
             name: Verdict.from_json(value)
             for name, value in tags.items()
             if name.startswith(VERDICT_TAG_PREFIX)
         }
-
-    def find_verdict(self, model_key: str, gate: str, settings_id: str) -> Verdict | None:
-        return self.verdicts(model_key).get(verdict_tag(gate, settings_id))
 
     def version_approval(self, version) -> Approval:
         """Re-check a registered version: every required gate must have a passing verdict for
@@ -191,7 +188,8 @@ class MlflowResource(ConfigurableResource):
         data_version = version.tags.get(DATA_VERSION_TAG, "")
         approved = json.loads(version.tags.get(APPROVED_TAG) or "{}")
         unapproved = [gate for gate in REQUIRED_GATES if gate not in approved]
-        if unapproved or not model_key or self.find_run(model_key) is None:
+        run_id = self.find_run(model_key) if model_key else None
+        if unapproved or run_id is None:
             return Approval(
                 verdicts=(),
                 problems=(
@@ -199,7 +197,7 @@ class MlflowResource(ConfigurableResource):
                     f"{', '.join(unapproved) or 'its model run'}",
                 ),
             )
-        found = self.verdicts(model_key)
+        found = self.verdicts(model_key, run_id)
         by_gate = {
             gate: found.get(verdict_tag(gate, settings_id(approved[gate])))
             for gate in REQUIRED_GATES
