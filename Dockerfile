@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1
 # The model service image: base (serving-only) install + one registered model version.
 #   docker build --build-arg MODEL_DIR=model --build-arg MODEL_VERSION=<n> \
-#     --build-arg MODEL_SHA256=<sha256 of model.joblib> -t <repo>:v<n> <context>
+#     --build-arg MODEL_SHA256=<sha256 of model.npz> -t <repo>:v<n> <context>
 #   buildah bud --isolation chroot --network host (same build args) -t <repo>:v<n> <context>
-# (MODEL_DIR: a folder inside the build context with model.joblib + manifest.json.)
+# (MODEL_DIR: a folder inside the build context with model.npz + manifest.json: the model
+# compiled to numpy arrays, so the image needs no scikit-learn, LightGBM or OpenMP runtime.)
 # BASE_IMAGE: any Debian bookworm image with python3 (3.11) at /usr/local/bin/python, e.g. a
 # debootstrap minbase tree; the default is the official slim image, pinned by digest.
 # The deploy sensor runs exactly this (see README "Deploy").
@@ -18,7 +19,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY insurance_pipeline ./insurance_pipeline
-# Base dependencies only: no dagster, tpot, featuretools, mlflow or test packages. Then no
+# Base dependencies only (numpy, FastAPI, uvicorn, pydantic): no training library. Then no
 # installer either, and bytecode compiled once here instead of at every start.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir -c constraints.txt . \
@@ -34,10 +35,6 @@ ARG MODEL_SHA256
 LABEL org.opencontainers.image.title="insurance-charges-model" \
       insurance-pipeline.model-version="${MODEL_VERSION}" \
       insurance-pipeline.model-sha256="${MODEL_SHA256}"
-# LightGBM loads the OpenMP runtime, which slim and minbase images lack.
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1=12.2.0-14+deb12u1 \
-    && rm -rf /var/lib/apt/lists/*
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -48,9 +45,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODEL_SHA256=${MODEL_SHA256}
 RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=root:root ${MODEL_DIR}/model.joblib ${MODEL_DIR}/manifest.json /app/model/
+COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json /app/model/
 # The build fails unless the baked-in file is the registered one.
-RUN test -n "${MODEL_SHA256}" && echo "${MODEL_SHA256}  /app/model/model.joblib" | sha256sum -c -
+RUN test -n "${MODEL_SHA256}" && echo "${MODEL_SHA256}  /app/model/model.npz" | sha256sum -c -
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000

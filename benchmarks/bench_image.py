@@ -142,7 +142,7 @@ Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python {platfo
 | measure | image | reference (venv) | goal |
 | --- | --- | --- | --- |
 | process start to `/api/health/ready` 200 | {ready:.2f} s | {ref_ready:.2f} s | ≤ 3 s |
-| service RSS after 50 predictions | {rss:.0f} MiB | {ref_rss:.0f} MiB | ≤ 200 MiB |
+| service RSS after 50 predictions | {rss:.0f} MiB | {ref_rss:.0f} MiB | ≤ 120 MiB |
 | image size | {size:.0f} MiB | | |
 """
     print(body)

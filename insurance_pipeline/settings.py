@@ -23,6 +23,17 @@ def _env_path(name: str, default: Path) -> Path:
     return Path(value).expanduser().resolve() if value else default
 
 
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"environment variable {name}={value!r}: expected true or false")
+
+
 @dataclass(frozen=True)
 class Settings:
     root: Path
@@ -40,6 +51,9 @@ class Settings:
     service_port: int = 8000
     app_name: str = "insurance-charges-model"
     log_level: str = "INFO"
+    log_prediction_inputs: bool = True  # the original logs inputs; they are health data
+    service_body_timeout: float = 10.0  # seconds for a request body to arrive (else 408)
+    service_shutdown_timeout: float = 20.0  # on SIGTERM, for in-flight requests to finish
     # Which resources the Definitions use (see DEPLOYMENTS in definitions.py):
     deployment: str = "local"
     deploy_registry: str = "registry.local"
@@ -69,6 +83,11 @@ class Settings:
             service_port=int(os.environ.get("SERVICE_PORT", "8000")),
             app_name=os.environ.get("APP_NAME", "insurance-charges-model"),
             log_level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+            log_prediction_inputs=_env_flag("LOG_PREDICTION_INPUTS", True),
+            service_body_timeout=float(os.environ.get("SERVICE_BODY_TIMEOUT_SECONDS", "10")),
+            service_shutdown_timeout=float(
+                os.environ.get("SERVICE_SHUTDOWN_TIMEOUT_SECONDS", "20")
+            ),
             deployment=os.environ.get("INSURANCE_DEPLOYMENT", "local").strip().lower(),
             deploy_registry=os.environ.get("DEPLOY_REGISTRY", "registry.local"),
             deploy_builder=os.environ.get("DEPLOY_BUILDER", "docker"),

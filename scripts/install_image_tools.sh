@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Debian's image tools for the image tests and `make bench`: buildah (builds, as root, with
-# chroot isolation), podman (only for `podman import`), debootstrap (the base image) and
-# docker-registry (a real registry on loopback). Installs only what is missing; without root
+# chroot isolation), podman (only for `podman import`), debootstrap (the base image),
+# docker-registry (a real registry on loopback), and wrk (the service benchmark's load). Installs only what is missing; without root
 # or apt-get it says what is missing and leaves it to the image tests to fail clearly.
 set -u
 missing=()
-for pair in buildah:buildah podman:podman debootstrap:debootstrap docker-registry:docker-registry; do
+for pair in buildah:buildah podman:podman debootstrap:debootstrap docker-registry:docker-registry wrk:wrk; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair##*:}")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0

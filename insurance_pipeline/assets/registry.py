@@ -22,6 +22,7 @@ from insurance_pipeline.assets.validation import (
 )
 from insurance_pipeline.data.split import Split
 from insurance_pipeline.modeling.challenger import ChampionComparison
+from insurance_pipeline.modeling.export import ServingExport, UnsupportedForServing, export_pipeline
 from insurance_pipeline.modeling.gates import (
     CHALLENGER,
     DATA_CONTRACT,
@@ -45,23 +46,20 @@ from insurance_pipeline.resources.mlflow import (
     SERVING_SHA_TAG,
     verdict_tag,
 )
+from insurance_pipeline.serving.artifact import ARTIFACT_FILES, write_artifact
 
 
-def export_for_serving(trained_model: TrainedModel, folder, model_name: str, version: int):
-    """Plain scikit-learn/xgboost/lightgbm pipeline + manifest, as the service reads them."""
-    from insurance_pipeline.serving.artifact import write_artifact
-    from insurance_pipeline.serving.plain import to_serving_pipeline
-
-    pipeline = to_serving_pipeline(trained_model.pipeline)
-    dfs = pipeline.named_steps["features"].named_transformers_["dfs"].named_steps["dfs"]
+def export_for_serving(export: ServingExport, model: TrainedModel, folder, name: str, version: int):
+    """The compiled model, its reference rows and the manifest, as the service reads them."""
     return write_artifact(
-        pipeline,
+        export.model,
+        export.reference_inputs,
+        export.reference_charges,
         folder,
-        model_name=model_name,
+        model_name=name,
         version=version,
-        feature_spec=[[p, list(i)] for p, i in dfs.feature_spec],
-        library_versions=trained_model.library_versions,
-        model_key=trained_model.model_key,
+        library_versions=model.library_versions,
+        model_key=model.model_key,
     )
 
 
@@ -126,9 +124,16 @@ def registered_model(
 ) -> MaterializeResult:
     """Registers the model and moves `champion` to it only when every gate passed for this
     model (see the module docstring). A model registered before is found by its key instead
-    of being registered again. Each version carries its serving artifact (plain objects +
-    manifest), pinned by sha256 on the version."""
+    of being registered again. Each version carries its serving artifact (the compiled model,
+    its reference rows and a manifest), pinned by sha256 on the version."""
     run_id = mlflow.run_for(trained_model.model_key)
+    try:  # before anything changes: a model the service cannot run is never registered
+        export = export_pipeline(trained_model.pipeline)
+    except UnsupportedForServing as error:
+        raise Failure(
+            description=f"model {trained_model.model_key} was not registered: it cannot be "
+            f"exported for serving: {error}"
+        ) from error
     # One registration at a time: the champion judged against is the one replaced.
     with mlflow.registry_lock():
         decided, required = ensure_verdicts(
@@ -158,9 +163,9 @@ def registered_model(
         if not serving_sha:
             folder = data.artifacts("serving", f"v{version.version}")
             manifest = export_for_serving(
-                trained_model, folder, mlflow.model_name, int(version.version)
+                export, trained_model, folder, mlflow.model_name, int(version.version)
             )
-            for name in ("model.joblib", "manifest.json"):
+            for name in ARTIFACT_FILES:
                 mlflow.log_artifact(run_id, folder / name, artifact_path=SERVING_ARTIFACT_PATH)
             serving_sha = manifest.sha256
             mlflow.set_version_tag(version.version, SERVING_SHA_TAG, serving_sha)

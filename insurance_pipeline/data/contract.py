@@ -1,48 +1,21 @@
-"""The data contract of the insurance table, as plain data and one validation function.
-
-The same facts drive the blocking Dagster check on the raw data and the service's input
-schema, so the two cannot drift apart.
+"""The data contract of the insurance table: one validation function over the facts in
+`data.schema`, which also drive the service's input schema, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-FEATURE_COLUMNS = ("age", "sex", "bmi", "children", "smoker", "region")
-TARGET_COLUMN = "charges"
-REQUIRED_COLUMNS = (*FEATURE_COLUMNS, TARGET_COLUMN)
-NUMERIC_FEATURES = ("age", "bmi", "children")
-
-CATEGORIES: dict[str, tuple[str, ...]] = {
-    "sex": ("female", "male"),
-    "smoker": ("no", "yes"),
-    "region": ("northeast", "northwest", "southeast", "southwest"),
-}
-
-
-@dataclass(frozen=True)
-class NumericRule:
-    low: float | None = None  # inclusive
-    high: float | None = None  # inclusive
-    low_exclusive: bool = False
-    integer: bool = False
-
-    def describe(self) -> str:
-        lo = "" if self.low is None else f"{'>' if self.low_exclusive else '>='} {self.low:g}"
-        hi = "" if self.high is None else f"<= {self.high:g}"
-        kind = "integer" if self.integer else "number"
-        return f"{kind} {' and '.join(p for p in (lo, hi) if p)}".strip()
-
-
-NUMERIC_RULES: dict[str, NumericRule] = {
-    "age": NumericRule(low=18, high=65, integer=True),
-    "bmi": NumericRule(low=0, low_exclusive=True),
-    "children": NumericRule(low=0, integer=True),
-    TARGET_COLUMN: NumericRule(low=0, low_exclusive=True),
-}
+from insurance_pipeline.data.schema import (  # noqa: F401 - re-exported for callers
+    CATEGORIES,
+    FEATURE_COLUMNS,
+    NUMERIC_FEATURES,
+    NUMERIC_RULES,
+    REQUIRED_COLUMNS,
+    TARGET_COLUMN,
+    NumericRule,
+)
 
 
 class DataContractError(ValueError):

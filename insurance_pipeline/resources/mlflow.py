@@ -25,15 +25,18 @@ from insurance_pipeline.modeling.gates import (
     approval,
     settings_id,
 )
+from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MODEL_FILE
 from insurance_pipeline.settings import MODEL_NAME, get_settings
 
 MODEL_KEY_TAG = "model_key"
 MODEL_SHA_TAG = "model_file_sha256"
 DATA_VERSION_TAG = "data_sha256"
-SERVING_SHA_TAG = "serving_sha256"
+# The serving artifact (format 2: model.npz + manifest.json). Versions registered with the
+# format-1 tag and path are exported again by the next `registered_model` run.
+SERVING_SHA_TAG = "serving_npz_sha256"
 APPROVED_TAG = "gates.approved"
 VERDICT_TAG_PREFIX = "verdict."
-SERVING_ARTIFACT_PATH = "serving"
+SERVING_ARTIFACT_PATH = "serving_npz"
 TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
 MODEL_ARTIFACT = "joblib/model.joblib"
 
@@ -268,7 +271,8 @@ class MlflowResource(ConfigurableResource):
         pinned = found.tags.get(SERVING_SHA_TAG)
         if not pinned:
             raise LookupError(
-                f"version {found.version} has no serving artifact (it did not pass the gates)"
+                f"version {found.version} has no serving artifact: it did not pass the gates, "
+                "or an older release registered it (`make run` exports it again)"
             )
         dest.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
@@ -276,8 +280,8 @@ class MlflowResource(ConfigurableResource):
             local = Path(
                 self.client().download_artifacts(found.run_id, SERVING_ARTIFACT_PATH, str(staging))
             )
-            _check_sha(local / "model.joblib", pinned, f"version {found.version}")
-            for name in ("model.joblib", "manifest.json"):
+            _check_sha(local / MODEL_FILE, pinned, f"version {found.version}")
+            for name in ARTIFACT_FILES:
                 (local / name).replace(dest / name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

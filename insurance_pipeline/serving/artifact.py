@@ -1,21 +1,36 @@
-"""The serving artifact: `model.joblib` + `manifest.json`, and its verified loader.
+"""The serving artifact: `model.npz` (the compiled model and its reference rows) and
+`manifest.json`, and its verified loader.
 
-The manifest pins the file by sha256; the loader refuses a missing, tampered or unreadable
-file with an `ArtifactError` whose message says which file and why.
+The manifest pins `model.npz` by sha256. The loader refuses a missing, tampered or unreadable
+file, and a model that does not reproduce, to `REFERENCE_TOLERANCE`, the training pipeline's
+predictions stored beside it, with an `ArtifactError` whose message says which file and why.
+Arrays are read with `allow_pickle=False`: loading runs no code from the file.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+
+import numpy as np
 
 from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.serving.compiled import (
+    CompiledModel,
+    arrays_to_rows,
+    reference_mismatch,
+    rows_to_arrays,
+)
 
-MODEL_FILE = "model.joblib"
+FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
+MODEL_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
+ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE)
+_REFERENCE = "reference_"
 
 
 class ArtifactError(RuntimeError):
@@ -27,27 +42,51 @@ class Manifest:
     model_name: str
     version: int
     sha256: str
+    format: int = FORMAT
     model_file: str = MODEL_FILE
     display_name: str = "Insurance charges model"
     description: str = (
         "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
     )
-    feature_spec: list = field(default_factory=list)
-    library_versions: dict[str, str] = field(default_factory=dict)
     model_key: str = ""
+    library_versions: dict[str, str] = field(default_factory=dict)
+    trees: int = 0
+    depth: int = 0
+    reference_rows: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
 
-def write_artifact(model: Any, folder: Path, **manifest_fields) -> Manifest:
-    """Save `model` and its manifest into `folder`, each written to a temporary name first."""
-    import joblib
+@dataclass(frozen=True, eq=False)
+class LoadedArtifact:
+    model: CompiledModel
+    manifest: Manifest
 
+
+def write_artifact(
+    model: CompiledModel,
+    reference_inputs: list[dict],
+    reference_charges,
+    folder: Path,
+    **manifest_fields,
+) -> Manifest:
+    """Save the model with its reference rows, then its manifest, each written to a
+    temporary name first."""
     folder.mkdir(parents=True, exist_ok=True)
+    arrays = model.to_arrays() | rows_to_arrays(reference_inputs, _REFERENCE)
+    arrays[f"{_REFERENCE}charges"] = np.asarray(reference_charges, dtype=float)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     tmp_model = folder / f".{MODEL_FILE}.tmp"
-    joblib.dump(model, tmp_model)
-    manifest = Manifest(sha256=file_sha256(tmp_model), **manifest_fields)
+    tmp_model.write_bytes(buffer.getvalue())
+    manifest = Manifest(
+        sha256=file_sha256(tmp_model),
+        trees=model.n_trees,
+        depth=model.depth,
+        reference_rows=len(reference_inputs),
+        **manifest_fields,
+    )
     tmp_model.replace(folder / MODEL_FILE)
     tmp_manifest = folder / f".{MANIFEST_FILE}.tmp"
     tmp_manifest.write_text(manifest.to_json())
@@ -59,43 +98,57 @@ def read_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST_FILE
     try:
         data = json.loads(path.read_text())
+        if data.get("format") != FORMAT:
+            raise ArtifactError(
+                f"manifest {path} is format {data.get('format', 1)}, this service reads format "
+                f"{FORMAT}: export the model again (`make run`, then `make serve`)"
+            )
         return Manifest(**data)
     except FileNotFoundError as error:
         raise ArtifactError(f"manifest not found: {path}") from error
-    except (json.JSONDecodeError, TypeError) as error:
+    except (json.JSONDecodeError, TypeError, AttributeError) as error:
         raise ArtifactError(f"manifest {path} is not a valid manifest: {error}") from error
 
 
-def load_artifact(
-    folder: str | os.PathLike, expected_sha256: str | None = None
-) -> tuple[Any, Manifest]:
-    """Read the manifest, check it against `expected_sha256` (the image's and the chart's
-    MODEL_SHA256) when given, check the model file's sha256 against it, then unpickle it."""
-    import joblib
-
-    folder = Path(folder)
-    manifest = read_manifest(folder)
+def _model_path(folder: Path, manifest: Manifest, expected_sha256: str | None) -> Path:
     if expected_sha256 and manifest.sha256 != expected_sha256:
         raise ArtifactError(
             f"manifest {folder / MANIFEST_FILE} pins sha256 {manifest.sha256}, but "
             f"MODEL_SHA256 is {expected_sha256}: refusing a model other than the one deployed"
         )
-    model_path = (folder / manifest.model_file).resolve()
-    if not model_path.is_relative_to(folder.resolve()):
+    path = (folder / manifest.model_file).resolve()
+    if not path.is_relative_to(folder.resolve()):
         raise ArtifactError(
             f"manifest {folder / MANIFEST_FILE}: model_file {manifest.model_file!r} points "
             f"outside {folder}; refusing to load it"
         )
-    if not model_path.is_file():
-        raise ArtifactError(f"model file not found: {model_path}")
-    actual = file_sha256(model_path)
+    if not path.is_file():
+        raise ArtifactError(f"model file not found: {path}")
+    actual = file_sha256(path)
     if actual != manifest.sha256:
         raise ArtifactError(
-            f"model file {model_path} has sha256 {actual}, but the manifest pins "
+            f"model file {path} has sha256 {actual}, but the manifest pins "
             f"{manifest.sha256}: refusing to load a tampered or mismatched file"
         )
+    return path
+
+
+def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None) -> LoadedArtifact:
+    """Read the manifest, check it against `expected_sha256` (the image's and the chart's
+    MODEL_SHA256) when given, check the model file's sha256 against it, load the arrays,
+    and check the model against its reference rows."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    path = _model_path(folder, manifest, expected_sha256)
     try:
-        model = joblib.load(model_path)
-    except Exception as error:  # noqa: BLE001 - any unpickling failure means "unusable"
-        raise ArtifactError(f"model file {model_path} could not be loaded: {error!r}") from error
-    return model, manifest
+        with np.load(path, allow_pickle=False) as stored:
+            arrays = {name: stored[name] for name in stored.files}
+        model = CompiledModel.from_arrays(arrays)
+        rows = arrays_to_rows(arrays, _REFERENCE)
+        expected = arrays[f"{_REFERENCE}charges"]
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
+        raise ArtifactError(f"model file {path} could not be loaded: {error!r}") from error
+    problem = reference_mismatch(model, rows, expected)
+    if problem:
+        raise ArtifactError(f"model file {path} fails its reference check: {problem}")
+    return LoadedArtifact(model, manifest)

@@ -1,16 +1,21 @@
-"""Request body caps, enforced before the body reaches JSON parsing."""
+"""Request body limits, enforced before the body reaches JSON parsing: a size cap per path
+(413) and a deadline for the whole body to arrive (408), so that a client sending its body
+slowly cannot hold a connection and a request slot for ever."""
 
 from __future__ import annotations
 
-import json
+import asyncio
+
+from insurance_pipeline.serving.errors import error_body
 
 
-class BodySizeLimit:
-    """Pure ASGI middleware: a body larger than its path's limit gets 413, whether or not it
-    declares a Content-Length (a chunked body is counted as it arrives)."""
+class BodyLimits:
+    """Pure ASGI middleware. A body larger than its path's limit gets 413, whether or not it
+    declares a Content-Length (a chunked body is counted as it arrives); a body not complete
+    within `timeout` seconds of the request's start gets 408. Both close the connection."""
 
-    def __init__(self, app, limits: dict[str, int], default: int):
-        self.app, self.limits, self.default = app, limits, default
+    def __init__(self, app, limits: dict[str, int], default: int, timeout: float):
+        self.app, self.limits, self.default, self.timeout = app, limits, default, timeout
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
@@ -18,18 +23,28 @@ class BodySizeLimit:
         limit = self.limits.get(scope["path"], self.default)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await _too_large(send, limit)
+            return await _refuse(
+                send, 413, "PayloadTooLarge", f"request body exceeds {limit} bytes"
+            )
         chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                return await _too_large(send, limit)
-            chunks.append(chunk)
-            more = message.get("more_body", False)
+        try:
+            async with asyncio.timeout(self.timeout):
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > limit:
+                        return await _refuse(
+                            send, 413, "PayloadTooLarge", f"request body exceeds {limit} bytes"
+                        )
+                    chunks.append(chunk)
+                    more = message.get("more_body", False)
+        except TimeoutError:
+            return await _refuse(
+                send, 408, "RequestTimeout", f"request body not received within {self.timeout:g} s"
+            )
         body = b"".join(chunks)
         replayed = False
 
@@ -43,15 +58,16 @@ class BodySizeLimit:
         return await self.app(scope, replay, send)
 
 
-async def _too_large(send, limit: int) -> None:
-    payload = json.dumps({"detail": f"request body exceeds {limit} bytes"}).encode()
+async def _refuse(send, status: int, kind: str, message: str) -> None:
+    payload = error_body(kind, message)
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(payload)).encode()),
+                (b"connection", b"close"),
             ],
         }
     )

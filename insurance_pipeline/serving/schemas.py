@@ -1,11 +1,16 @@
-"""Request and response schemas: the original service's contract, strictly validated."""
+"""Request and response bodies: the original service's contract, strictly validated.
+
+Bounds and categories come from `data.schema`, their one owner.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from insurance_pipeline.data.schema import CATEGORIES, SERVICE_RULES
 
 MAX_BATCH = 1000
 # The documented example request (OpenAPI), also what tests and benchmarks send.
@@ -18,32 +23,45 @@ EXAMPLE_INPUT = {
     "region": "southeast",
 }
 
-
-class Sex(StrEnum):
-    male = "male"
-    female = "female"
+Sex = StrEnum("Sex", {value: value for value in CATEGORIES["sex"]})
+Region = StrEnum("Region", {value: value for value in CATEGORIES["region"]})
 
 
-class Region(StrEnum):
-    southwest = "southwest"
-    southeast = "southeast"
-    northwest = "northwest"
-    northeast = "northeast"
+def _integral(value: Any) -> Any:
+    """JSON Schema counts 18.0 as an integer; so does this service."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _bounded(field: str, description: str):
+    rule = SERVICE_RULES[field]
+    if rule.integer:
+        return Annotated[
+            int,
+            Field(strict=True, ge=rule.low, le=rule.high, description=description),
+            BeforeValidator(_integral),
+        ]
+    return Annotated[
+        float,
+        Field(strict=True, ge=rule.low, le=rule.high, allow_inf_nan=False, description=description),
+    ]
 
 
 class InsuranceChargesModelInput(BaseModel):
-    """One person. Unknown fields, NaN/Infinity and out-of-range values are rejected."""
+    """One person. Unknown fields, NaN/Infinity, strings for numbers and out-of-range values
+    are rejected."""
 
     model_config = ConfigDict(
         extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE_INPUT]}
     )
 
-    age: Annotated[int, Field(strict=True, ge=18, le=65, description="Age in years")]
-    sex: Sex
-    bmi: Annotated[float, Field(ge=15, le=50, allow_inf_nan=False, description="Body mass index")]
-    children: Annotated[int, Field(strict=True, ge=0, le=5, description="Number of dependants")]
-    smoker: Annotated[bool, Field(strict=True, description="Smokes")]
-    region: Region
+    age: _bounded("age", "Age in years")
+    sex: Sex = Field(description="Sex")
+    bmi: _bounded("bmi", "Body mass index")
+    children: _bounded("children", "Number of children covered")
+    smoker: bool = Field(strict=True, description="Whether the person smokes")
+    region: Region = Field(description="Region of residence in the US")
 
 
 class InsuranceChargesModelOutput(BaseModel):
@@ -51,8 +69,8 @@ class InsuranceChargesModelOutput(BaseModel):
 
 
 class ModelMetadata(BaseModel):
-    qualified_name: str
     display_name: str
+    qualified_name: str
     description: str
     version: str
 
@@ -61,10 +79,43 @@ class ModelCollection(BaseModel):
     models: list[ModelMetadata]
 
 
-class HealthStatus(BaseModel):
-    status: str
-    detail: str | None = None
+class ModelDetails(ModelMetadata):
+    input_schema: dict[str, Any] = Field(description="JSON Schema of a prediction request")
+    output_schema: dict[str, Any] = Field(description="JSON Schema of a prediction response")
 
 
-class ErrorResponse(BaseModel):
-    detail: str
+class HealthStatus(StrEnum):
+    HEALTHY = "HEALTHY"
+    NOT_HEALTHY = "NOT_HEALTHY"
+    UNKNOWN = "UNKNOWN"
+
+
+class ReadinessStatus(StrEnum):
+    ACCEPTING_TRAFFIC = "ACCEPTING_TRAFFIC"
+    REFUSING_TRAFFIC = "REFUSING_TRAFFIC"
+    UNKNOWN = "UNKNOWN"
+
+
+class StartupStatus(StrEnum):
+    STARTED = "STARTED"
+    NOT_STARTED = "NOT_STARTED"
+    UNKNOWN = "UNKNOWN"
+
+
+class HealthResponse(BaseModel):
+    health_status: HealthStatus
+
+
+class ReadinessResponse(BaseModel):
+    readiness_status: ReadinessStatus
+
+
+class StartupResponse(BaseModel):
+    startup_status: StartupStatus
+
+
+class Error(BaseModel):
+    """The original service's error body."""
+
+    type: str
+    messages: list[str]

@@ -10,6 +10,7 @@ from dagster import DagsterInstance, RunRequest, SkipReason, build_sensor_contex
 
 from insurance_pipeline.definitions import defs
 from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
+from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
 from insurance_pipeline.sensors import SENSOR_NAME, SENSOR_TAG
 from insurance_pipeline_tests.assets.helpers import (
     deploy,
@@ -120,7 +121,7 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     ]
     build, push, upgrade = commands
     assert "MODEL_VERSION=1" in build and build[build.index("--tag") + 1].endswith(":v1")
-    sha = MlflowResource().get_version(1).tags["serving_sha256"]
+    sha = MlflowResource().get_version(1).tags[SERVING_SHA_TAG]
     assert f"MODEL_SHA256={sha}" in build
     assert push == ["docker", "push", "reg.example/insurance-charges-model:v1"]
     for flag in ("--install", "--rollback-on-failure", "--wait=watcher", "--timeout"):
@@ -129,7 +130,10 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     assert values["image"]["tag"] == "v1" and values["model"] == {"version": "1", "sha256": sha}
     assert values["image"]["digest"] == ""  # dry-run: nothing was pushed
     assert all(c["executed"] is False for c in meta["commands"])
-    assert set(meta["rendered_objects"]) >= {"Deployment/insurance-charges-model"}
+    assert set(meta["rendered_objects"]) >= {
+        "Deployment/insurance-charges-model-deployment",
+        "Service/insurance-charges-model-service",
+    }
     assert alias("deployed") is None
 
 

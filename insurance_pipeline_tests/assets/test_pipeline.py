@@ -119,7 +119,7 @@ def test_new_seed_misses_the_split_and_downstream_while_the_profile_hits(first_r
     assert registry_state() == ([1, 2], 2)
 
 
-def test_champion_serving_artifact_is_plain_pinned_and_equivalent(first_run, tmp_path):
+def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, tmp_path):
     import joblib
     import numpy as np
 
@@ -131,10 +131,11 @@ def test_champion_serving_artifact_is_plain_pinned_and_equivalent(first_run, tmp
     mlflow = MlflowResource()
     version, folder = mlflow.download_serving_artifact(tmp_path / "served", alias="champion")
     assert version == registry_state()[1]
-    served, manifest = load_artifact(folder)
+    loaded = load_artifact(folder)  # checks the champion's reference rows too
+    manifest = loaded.manifest
     assert manifest.version == version and manifest.model_name == "insurance_charges_model"
     assert manifest.sha256 == mlflow.alias_version("champion").tags[SERVING_SHA_TAG]
-    assert len(manifest.feature_spec) == 30
+    assert len(loaded.model.encoder.dfs.ops) == 30 and manifest.trees > 0
     rows = to_typed_frame(read_insurance_csv(Path(meta["raw_insurance_data"]["file"])))
     X = rows[list(FEATURE_COLUMNS)]
     # Compare with the champion's own trained pipeline, as logged to its MLflow run.
@@ -142,4 +143,7 @@ def test_champion_serving_artifact_is_plain_pinned_and_equivalent(first_run, tmp
     trained = joblib.load(
         mlflow.client().download_artifacts(run_id, "joblib/model.joblib", str(tmp_path))
     )
-    np.testing.assert_allclose(served.predict(X), trained.predict(X), rtol=0, atol=1e-9)
+    served_rows = [{**r, "smoker": r["smoker"] == "yes"} for r in X.to_dict("records")]
+    np.testing.assert_allclose(
+        loaded.model.predict(served_rows), trained.predict(X), rtol=0, atol=1e-6
+    )

@@ -143,11 +143,28 @@ def test_probes_have_timeouts_and_a_rollout_drains_connections():
     assert container(slower)["readinessProbe"]["timeoutSeconds"] == 4
 
 
-def test_the_service_is_the_originals_nodeport_on_port_8000():
-    service = by_kind(render(BASE))["Service"]["spec"]
+def test_the_defaults_are_the_original_names_nodeport_and_port_8000():
+    objects = render(BASE)
+    kinds = by_kind(objects)
+    assert kinds["Deployment"]["metadata"]["name"] == "insurance-charges-model-deployment"
+    assert kinds["Service"]["metadata"]["name"] == "insurance-charges-model-service"
+    assert all(o["metadata"]["namespace"] == "model-services" for o in objects)
+    service = kinds["Service"]["spec"]
     assert service["type"] == "NodePort"
-    assert service["ports"][0]["port"] == 8000 and service["ports"][0]["targetPort"] == "http"
-    assert container(render(BASE))["ports"][0]["containerPort"] == 8000
+    assert service["ports"][0]["port"] == 8000 and service["ports"][0]["targetPort"] == 8000
+    assert container(objects)["ports"][0]["containerPort"] == 8000
+    pod_labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["app"] == "insurance-charges-model"
+    assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == {"app": pod_labels["app"]}
+    assert service["selector"] == {"app": pod_labels["app"]}
+
+
+def test_the_service_settings_reach_the_pod():
+    config = by_kind(render({**BASE, "config.logPredictionInputs": False}))["ConfigMap"]["data"]
+    assert config["LOG_PREDICTION_INPUTS"] == "false"
+    assert config["SERVICE_BODY_TIMEOUT_SECONDS"] == "10"
+    # in-flight requests get the grace period less the preStop pause and a margin
+    assert config["SERVICE_SHUTDOWN_TIMEOUT_SECONDS"] == "20"
 
 
 def test_an_optional_network_policy_admits_only_the_service_port():

@@ -42,3 +42,12 @@ def test_build_context_holds_only_what_the_image_needs(tmp_path):
     }
     assert model_dir == tmp_path / "context" / "model"
     assert not list((tmp_path / "context").rglob("__pycache__"))
+
+
+def test_the_image_bakes_in_the_compiled_model_and_no_native_runtime():
+    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MODEL_FILE
+
+    assert f"/app/model/{MODEL_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE
+    copied = re.search(r"^COPY [^\n]*\$\{MODEL_DIR\}[^\n]*", DOCKERFILE, re.M).group(0)
+    assert all(f"${{MODEL_DIR}}/{name}" in copied for name in ARTIFACT_FILES)
+    assert "apt-get" not in DOCKERFILE and "libgomp" not in DOCKERFILE

@@ -4,7 +4,7 @@ import pytest
 
 from insurance_pipeline.data.contract import FEATURE_COLUMNS
 from insurance_pipeline.features.dfs import DeepFeatureSynthesis
-from insurance_pipeline.features.numpy_dfs import NumpyDeepFeatureSynthesis
+from insurance_pipeline.features.numpy_dfs import DfsProgram
 from insurance_pipeline.features.transformer import N_FEATURES, fit_feature_transformer
 
 
@@ -78,20 +78,21 @@ def test_unknown_category_is_an_error_not_a_silent_code(fitted):
 
 def test_numpy_twin_matches_featuretools_on_every_row(insurance_frame):
     dfs = DeepFeatureSynthesis().fit(insurance_frame)
-    twin = NumpyDeepFeatureSynthesis(dfs.feature_spec_, dfs.input_columns)
-    a, b = dfs.transform(insurance_frame), twin.transform(insurance_frame)
+    twin = DfsProgram.from_spec(dfs.feature_spec_, dfs.input_columns)
+    a, b = dfs.transform(insurance_frame), twin.compute_frame(insurance_frame)
     assert a.shape == b.shape == (1338, 30)
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
-    assert list(twin.get_feature_names_out()) == dfs.feature_names_
+    assert twin.feature_names == dfs.feature_names_
+    assert twin.spec == dfs.feature_spec_
 
 
 def test_numpy_twin_edge_cases(insurance_frame):
     dfs = DeepFeatureSynthesis().fit(insurance_frame)
-    twin = NumpyDeepFeatureSynthesis(dfs.feature_spec_, dfs.input_columns)
+    twin = DfsProgram.from_spec(dfs.feature_spec_, dfs.input_columns)
     edges = pd.DataFrame(
         {"age": [18, 65, 18, 40], "bmi": [15.0, 50.0, 18.0, 40.0], "children": [0, 5, 18, 0]}
     )
-    a, b = dfs.transform(edges), twin.transform(edges)
+    a, b = dfs.transform(edges), twin.compute_frame(edges)
     np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)

@@ -1,4 +1,5 @@
-"""A real serving artifact and a real service process on 127.0.0.1."""
+"""A real serving artifact and a real service process on 127.0.0.1, run by the serving-only
+install (`.venv-serving`, as `make serve` and the image run it) when `make install` made it."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ from sklearn.ensemble import GradientBoostingRegressor
 
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.features.transformer import fit_feature_transformer
+from insurance_pipeline.modeling.export import export_pipeline
 from insurance_pipeline.modeling.model import assemble_model
 from insurance_pipeline.serving.artifact import write_artifact
-from insurance_pipeline.serving.plain import to_serving_pipeline
 from insurance_pipeline.settings import DEFAULT_ROOT
+
+SERVING_VENV_PYTHON = DEFAULT_ROOT / ".venv-serving" / "bin" / "python"
+SERVICE_PYTHON = str(SERVING_VENV_PYTHON) if SERVING_VENV_PYTHON.exists() else sys.executable
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +41,19 @@ def trained_pipeline(insurance_frame):
 @pytest.fixture(scope="session")
 def artifact_dir(tmp_path_factory, trained_pipeline) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
+    export_artifact(trained_pipeline, folder, version=3)
+    return folder
+
+
+def export_artifact(pipeline, folder: Path, version: int = 1) -> Path:
+    export = export_pipeline(pipeline)
     write_artifact(
-        to_serving_pipeline(trained_pipeline),
+        export.model,
+        export.reference_inputs,
+        export.reference_charges,
         folder,
         model_name="insurance_charges_model",
-        version=3,
+        version=version,
     )
     return folder
 
@@ -62,6 +74,15 @@ class Service:
         lines = self.log_path.read_text().splitlines()
         return [json.loads(line) for line in lines if line.startswith("{")]
 
+    def logs_until(self, found, timeout: float = 5.0) -> list[dict]:
+        """The records once `found(records)` holds (records are written in batches)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            records = self.logs()
+            if found(records) or time.monotonic() > deadline:
+                return records
+            time.sleep(0.05)
+
 
 def start_service(
     artifact: Path, log_path: Path, env: dict | None = None, wait_ready: bool = True
@@ -70,7 +91,7 @@ def start_service(
     handle = open(log_path, "w")
     process = subprocess.Popen(
         [
-            sys.executable,
+            SERVICE_PYTHON,
             "-m",
             "insurance_pipeline.serving",
             "--artifact-dir",
@@ -105,7 +126,7 @@ def start_service(
 def stop(service: Service) -> None:
     service.process.terminate()
     try:
-        service.process.wait(10)
+        service.process.wait(30)
     except subprocess.TimeoutExpired:
         service.process.kill()
 

@@ -1,12 +1,15 @@
+from pathlib import Path
+
 import yaml
 
-from insurance_pipeline.serving.app import create_app
+from insurance_pipeline.serving.app import ServiceConfig, create_app
 from insurance_pipeline.serving.contract import CONTRACT
 
 PATHS = {
     "/api/models/insurance_charges_model/prediction": "post",
     "/api/models/insurance_charges_model/predictions": "post",
     "/api/models": "get",
+    "/api/models/{model_qualified_name}/metadata": "get",
     "/api/health": "get",
     "/api/health/ready": "get",
     "/api/health/startup": "get",
@@ -15,7 +18,7 @@ PATHS = {
 
 def test_service_contract_file_matches_the_app():
     on_disk = yaml.safe_load(CONTRACT.read_text())
-    assert on_disk == create_app(artifact_dir="/nonexistent").openapi(), (
+    assert on_disk == create_app(ServiceConfig(artifact_dir=Path("/nonexistent"))).openapi(), (
         "service_contract.yaml drifted from the app: run `make contract` and review the diff"
     )
 
@@ -31,3 +34,17 @@ def test_contract_has_the_original_paths_and_input_schema():
         18,
         65,
     )
+
+
+def test_every_status_the_service_can_return_is_documented():
+    spec = yaml.safe_load(CONTRACT.read_text())
+    single = spec["paths"]["/api/models/insurance_charges_model/prediction"]["post"]["responses"]
+    # 400 undecodable body, 408 slow body, 413 oversized, 422 invalid or unparsable JSON,
+    # 500 model failure, 503 no model
+    assert {"200", "400", "408", "413", "422", "500", "503"} <= set(single)
+    for status in ("400", "408", "413", "500", "503"):
+        schema = single[status]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/Error"}, status
+    error = spec["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"type", "messages"}
+    assert "Additions to the original contract" in spec["info"]["description"]

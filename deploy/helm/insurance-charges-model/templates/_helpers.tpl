@@ -5,13 +5,15 @@
 {{- else -}}{{ printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" }}{{- end -}}
 {{- end -}}
 
+{{- /* The original manifests select pods by `app` alone. */ -}}
 {{- define "icm.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "icm.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app: {{ .Values.appLabel }}
 {{- end -}}
 
 {{- define "icm.labels" -}}
 {{ include "icm.selectorLabels" . }}
+app.kubernetes.io/name: {{ include "icm.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}

@@ -1,0 +1,171 @@
+"""Which form should the service run? The champion's regressor compiled to numpy arrays (ours)
+against ONNX (skl2onnx + onnxmltools to convert, onnxruntime to run), measured in one run.
+
+Both take the same feature rows (our numpy encoder: featuretools' DFS has no ONNX form), so
+the comparison is the regressor's runtime: exactness against the training pipeline on every
+row of the data, single-row latency, and the memory a fresh process needs to import the
+runtime and load the model. `make bench` installs the `bench` extra for the ONNX side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _readme import update_readme_section  # noqa: E402
+
+
+def champion_pipeline():
+    from insurance_pipeline.resources import MlflowResource
+
+    mlflow = MlflowResource()
+    version = mlflow.alias_version("champion")
+    if version is None:
+        raise SystemExit("no champion: run `make run` first")
+    pipeline, _ = mlflow.load_version_model(version)
+    return int(version.version), pipeline
+
+
+def to_onnx(regressor, n_features: int):
+    """The regressor as an ONNX model, with the LightGBM and XGBoost converters registered."""
+    from lightgbm import LGBMRegressor
+    from onnxmltools.convert.lightgbm.operator_converters.LightGbm import convert_lightgbm
+    from onnxmltools.convert.xgboost.operator_converters.XGBoost import convert_xgboost
+    from skl2onnx import convert_sklearn, update_registered_converter
+    from skl2onnx.common.data_types import FloatTensorType
+    from skl2onnx.common.shape_calculator import calculate_linear_regressor_output_shapes
+    from xgboost import XGBRegressor
+
+    update_registered_converter(
+        LGBMRegressor,
+        "LightGbmLGBMRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_lightgbm,
+    )
+    update_registered_converter(
+        XGBRegressor,
+        "XGBoostXGBRegressor",
+        calculate_linear_regressor_output_shapes,
+        convert_xgboost,
+    )
+    return convert_sklearn(
+        regressor, initial_types=[("X", FloatTensorType([None, n_features]))], target_opset=17
+    )
+
+
+def latency_us(predict, x, n: int = 3000) -> tuple[float, float]:
+    for _ in range(200):
+        predict(x)
+    timings = []
+    for _ in range(n):
+        started = time.perf_counter_ns()
+        predict(x)
+        timings.append((time.perf_counter_ns() - started) / 1e3)
+    timings.sort()
+    return timings[n // 2], timings[int(n * 0.99)]
+
+
+def process_rss_mib(script: str) -> float:
+    """Peak RSS of a fresh interpreter running `script` (import the runtime, load, predict)."""
+    code = script + textwrap.dedent(
+        """
+        import resource
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return int(out.stdout.split()[-1]) / 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--update-readme", action="store_true")
+    args = parser.parse_args()
+
+    import onnxruntime
+
+    from insurance_pipeline.data.contract import FEATURE_COLUMNS, read_insurance_csv, to_typed_frame
+    from insurance_pipeline.modeling.export import export_pipeline
+    from insurance_pipeline.serving.artifact import write_artifact
+    from insurance_pipeline.settings import get_settings
+
+    version, pipeline = champion_pipeline()
+    frame = to_typed_frame(read_insurance_csv(get_settings().data_path))[list(FEATURE_COLUMNS)]
+    rows = [{**r, "smoker": r["smoker"] == "yes"} for r in frame.to_dict("records")]
+    expected = pipeline.predict(frame)
+    export = export_pipeline(pipeline)
+    compiled = export.model
+    X = compiled.encoder.encode(rows)
+    ours_error = float(np.abs(compiled.predict_features(X) - expected).max())
+
+    onnx_model = to_onnx(pipeline.named_steps["regressor"], X.shape[1])
+    session = onnxruntime.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    onnx_all = session.run(None, {name: X.astype(np.float32)})[0].ravel()
+    onnx_error = float(np.abs(onnx_all - expected).max())
+
+    x1 = X[:1]
+    ours_p50, ours_p99 = latency_us(lambda x: compiled.predict_feature_row(x[0]), x1)
+    onnx_p50, onnx_p99 = latency_us(lambda x: session.run(None, {name: x.astype(np.float32)}), x1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ours"
+        write_artifact(
+            compiled,
+            export.reference_inputs,
+            export.reference_charges,
+            folder,
+            model_name="insurance_charges_model",
+            version=version,
+        )
+        onnx_path = Path(tmp) / "model.onnx"
+        onnx_path.write_bytes(onnx_model.SerializeToString())
+        ours_rss = process_rss_mib(
+            f"from insurance_pipeline.serving.artifact import load_artifact\n"
+            f"m = load_artifact({str(folder)!r}).model\n"
+        )
+        onnx_rss = process_rss_mib(
+            "import numpy as np, onnxruntime as rt\n"
+            f"s = rt.InferenceSession({str(onnx_path)!r}, providers=['CPUExecutionProvider'])\n"
+            f"s.run(None, {{s.get_inputs()[0].name: np.zeros((1, {X.shape[1]}), np.float32)}})\n"
+        )
+        baseline_rss = process_rss_mib("import numpy\n")
+        ours_size = (folder / "model.npz").stat().st_size / 1024
+        onnx_size = onnx_path.stat().st_size / 1024
+
+    table = f"""Measured {dt.date.today()} on {os.cpu_count()} cores: champion v{version} \
+({compiled.n_trees} trees, depth ≤ {compiled.depth}); onnxruntime {onnxruntime.__version__}. \
+Regressor only, on the same feature rows; RSS of a fresh process that imports the runtime and \
+loads the model (numpy alone: {baseline_rss:.0f} MiB).
+
+| measure | numpy arrays (ours) | ONNX + onnxruntime |
+| --- | --- | --- |
+| largest difference from the training pipeline, all 1,338 rows | ${ours_error:.1e} | ${onnx_error:.2f} |
+| one row, p50 / p99 | {ours_p50:.0f} µs / {ours_p99:.0f} µs | {onnx_p50:.0f} µs / {onnx_p99:.0f} µs |
+| process RSS with the model loaded | {ours_rss:.0f} MiB | {onnx_rss:.0f} MiB |
+| model file | {ours_size:.0f} KiB | {onnx_size:.0f} KiB |
+"""
+    print(table)
+    if args.update_readme:
+        update_readme_section("runtime", table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

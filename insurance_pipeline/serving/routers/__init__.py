@@ -1,0 +1,1 @@
+"""The service's routes: `health` (probes) and `models` (listing, metadata, predictions)."""

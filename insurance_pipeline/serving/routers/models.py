@@ -1,0 +1,91 @@
+"""The model routes: the list, one model's metadata and schemas, and predictions.
+
+Predictions are sub-millisecond, so they run on the event loop (no thread hop), write their
+two records (see `PredictionLog`) and answer with pre-serialised JSON. A model failure is a
+`PredictionError`, answered 500 by `errors`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Path
+from fastapi.responses import Response
+
+from insurance_pipeline.serving.dependencies import ModelDep, StateDep
+from insurance_pipeline.serving.errors import METADATA_ERRORS, PREDICTION_ERRORS, ServiceFailure
+from insurance_pipeline.serving.schemas import (
+    MAX_BATCH,
+    InsuranceChargesModelInput,
+    InsuranceChargesModelOutput,
+    ModelCollection,
+    ModelDetails,
+    ModelMetadata,
+)
+from insurance_pipeline.serving.state import DISPLAY_NAME, MODEL_NAME, ServedModel, charges_body
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"
+BATCH_PATH = f"/api/models/{MODEL_NAME}/predictions"
+
+
+def _metadata(model: ServedModel) -> ModelMetadata:
+    return ModelMetadata(
+        display_name=DISPLAY_NAME,
+        qualified_name=MODEL_NAME,
+        description=model.manifest.description,
+        version=model.version,
+    )
+
+
+@router.get("", response_model=ModelCollection)
+async def models(state: StateDep):
+    listed = [] if state.model is None else [_metadata(state.model)]
+    return ModelCollection(models=listed)
+
+
+@router.get(
+    "/{model_qualified_name}/metadata", response_model=ModelDetails, responses=METADATA_ERRORS
+)
+async def metadata(
+    model_qualified_name: Annotated[str, Path(examples=[MODEL_NAME])], state: StateDep
+):
+    if model_qualified_name != MODEL_NAME:
+        raise ServiceFailure(404, "ModelNotFound", f"no model named {model_qualified_name!r}")
+    if state.model is None:
+        raise ServiceFailure(503, "ModelNotLoaded", f"model not loaded: {state.error}")
+    return ModelDetails(
+        **_metadata(state.model).model_dump(),
+        input_schema=InsuranceChargesModelInput.model_json_schema(),
+        output_schema=InsuranceChargesModelOutput.model_json_schema(),
+    )
+
+
+@router.post(
+    f"/{MODEL_NAME}/prediction",
+    response_model=InsuranceChargesModelOutput,
+    responses=PREDICTION_ERRORS,
+)
+async def prediction(body: InsuranceChargesModelInput, model: ModelDep):
+    """The fast path (`serving.fast_path`) answers well-formed requests before they get here;
+    this route documents the endpoint and answers everything else."""
+    charges = model.predict_logged(body.__dict__)  # the fields, as model_dump() gives them
+    return Response(content=charges_body(charges), media_type="application/json")
+
+
+@router.post(
+    f"/{MODEL_NAME}/predictions",
+    response_model=list[InsuranceChargesModelOutput],
+    responses=PREDICTION_ERRORS,
+)
+async def batch_prediction(
+    body: Annotated[list[InsuranceChargesModelInput], Body(min_length=1, max_length=MAX_BATCH)],
+    model: ModelDep,
+):
+    """Up to 1,000 inputs, each validated as the single endpoint does (1 MiB body cap). One
+    "Prediction requested."/"Prediction created." pair for the request, as lists."""
+    charges = model.predict_logged([item.__dict__ for item in body])
+    return Response(
+        content=json.dumps([{"charges": c} for c in charges]), media_type="application/json"
+    )

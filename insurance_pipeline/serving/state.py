@@ -1,0 +1,111 @@
+"""What the service knows about itself: its model (once verified), why not, and whether it
+is draining for shutdown. One `ServiceState` per app, read by the routers through
+`dependencies`."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from insurance_pipeline.serving.artifact import ArtifactError, Manifest, load_artifact
+from insurance_pipeline.serving.compiled import CompiledModel
+from insurance_pipeline.serving.logging import PredictionLog
+
+log = logging.getLogger("insurance_pipeline.serving")
+
+MODEL_NAME = "insurance_charges_model"
+DISPLAY_NAME = "Insurance Charges Model"
+
+
+class PredictionError(RuntimeError):
+    """The model could not produce a usable prediction (already logged)."""
+
+
+def charges_body(charges: float) -> bytes:
+    """The response body of a single prediction, as the original service wrote it."""
+    return b'{"charges":%s}' % repr(charges).encode()
+
+
+@dataclass(frozen=True, eq=False)
+class ServedModel:
+    """A verified model, ready to predict, and its prediction records."""
+
+    model: CompiledModel
+    manifest: Manifest
+    log: PredictionLog
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.version)
+
+    def charges(self, rows: Sequence[Mapping]) -> list[float]:
+        """Charges in dollars, 2 decimals, for validated input rows."""
+        if len(rows) == 1:
+            values = [round(self.model.predict_one(rows[0]), 2)]
+        else:
+            values = [round(float(v), 2) for v in self.model.predict(rows)]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError("the model produced a non-finite prediction")
+        return values
+
+    def predict_logged(self, inputs: Mapping | list[Mapping]) -> float | list[float]:
+        """One row (-> float) or a batch (-> list), with its two prediction records."""
+        self.log.requested(inputs)
+        single = isinstance(inputs, Mapping)
+        try:
+            values = self.charges([inputs] if single else inputs)
+        except Exception as error:
+            self.log.failed(error)
+            raise PredictionError(f"prediction failed: {error}") from error
+        result = values[0] if single else values
+        self.log.created(result)
+        return result
+
+
+@dataclass
+class ServiceState:
+    model: ServedModel | None = None
+    error: str | None = None  # why there is no model
+    started: bool = False
+    draining: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None and not self.draining
+
+
+def load_model(
+    artifact_dir: Path, expected_sha256: str | None = None, log_inputs: bool = True
+) -> ServiceState:
+    """A started state with the verified model, or with the reason it was refused (the
+    process keeps running and says so on its health endpoints)."""
+    state = ServiceState(started=True)
+    try:
+        loaded = load_artifact(artifact_dir, expected_sha256)
+        manifest = loaded.manifest
+        if manifest.model_name != MODEL_NAME:
+            raise ArtifactError(
+                f"{artifact_dir}: manifest names model {manifest.model_name!r}, "
+                f"this service serves {MODEL_NAME!r}"
+            )
+        records = PredictionLog(MODEL_NAME, str(manifest.version), log_inputs)
+        state.model = ServedModel(loaded.model, manifest, records)
+        log.info(
+            "model loaded",
+            extra={
+                "model_version": manifest.version,
+                "sha256": manifest.sha256,
+                "trees": manifest.trees,
+                "artifact_dir": str(artifact_dir),
+            },
+        )
+    except ArtifactError as error:
+        state.error = str(error)
+        log.error("model refused: %s", error, extra={"artifact_dir": str(artifact_dir)})
+    except Exception as error:  # noqa: BLE001 - a broken artifact must not crash the service
+        state.error = f"{type(error).__name__}: {error}"
+        log.error("model could not be loaded: %r", error, extra={"artifact_dir": str(artifact_dir)})
+    return state
