@@ -10,6 +10,7 @@ runtime and load the model. `make bench` installs the `bench` extra for the ONNX
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime as dt
 import os
 import subprocess
@@ -60,8 +61,13 @@ def to_onnx(regressor, n_features: int):
         calculate_linear_regressor_output_shapes,
         convert_xgboost,
     )
+    if isinstance(getattr(regressor, "weights", None), list):  # skl2onnx wants an array
+        regressor = copy.copy(regressor)
+        regressor.weights = np.asarray(regressor.weights, dtype=float)
     return convert_sklearn(
-        regressor, initial_types=[("X", FloatTensorType([None, n_features]))], target_opset=17
+        regressor,
+        initial_types=[("X", FloatTensorType([None, n_features]))],
+        target_opset={"": 17, "ai.onnx.ml": 3},
     )
 
 
@@ -78,11 +84,12 @@ def latency_us(predict, x, n: int = 3000) -> tuple[float, float]:
 
 
 def process_rss_mib(script: str) -> float:
-    """Peak RSS of a fresh interpreter running `script` (import the runtime, load, predict)."""
+    """RSS of a fresh interpreter after running `script` (import the runtime, load, predict)."""
     code = script + textwrap.dedent(
         """
-        import resource
-        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        from pathlib import Path
+        status = Path("/proc/self/status").read_text().splitlines()
+        print(next(line.split()[1] for line in status if line.startswith("VmRSS:")))
         """
     )
     out = subprocess.run(
@@ -137,8 +144,10 @@ def main() -> int:
         onnx_path = Path(tmp) / "model.onnx"
         onnx_path.write_bytes(onnx_model.SerializeToString())
         ours_rss = process_rss_mib(
+            "import numpy as np\n"
             f"from insurance_pipeline.serving.artifact import load_artifact\n"
             f"m = load_artifact({str(folder)!r}).model\n"
+            f"m.predict_feature_row(np.zeros({X.shape[1]}))\n"
         )
         onnx_rss = process_rss_mib(
             "import numpy as np, onnxruntime as rt\n"
