@@ -29,6 +29,7 @@ from insurance_pipeline.deploy.base_image import ensure_base_image  # noqa: E402
 from insurance_pipeline.deploy.container import image_size_bytes, running_image  # noqa: E402
 from insurance_pipeline.deploy.plan import DeployTarget, build_command, stage_build_context  # noqa: E402
 from insurance_pipeline.resources import MlflowResource  # noqa: E402
+from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG  # noqa: E402
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 READY = "/api/health/ready"
@@ -64,7 +65,7 @@ def build(version: int, base: str, workdir: Path) -> tuple[str, float]:
     )
     model_dir = stage_build_context(workdir / "context")
     _, folder = MlflowResource().download_serving_artifact(model_dir, version=version)
-    sha = MlflowResource().get_version(version).tags["serving_sha256"]
+    sha = MlflowResource().get_version(version).tags[SERVING_SHA_TAG]
     command = build_command(
         target, version=version, model_sha256=sha, context_dir=model_dir.parent, binary="buildah"
     )
