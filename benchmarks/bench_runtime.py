@@ -107,6 +107,7 @@ def main() -> int:
 
     from insurance_pipeline.data.contract import FEATURE_COLUMNS, read_insurance_csv, to_typed_frame
     from insurance_pipeline.modeling.export import export_pipeline
+    from insurance_pipeline.modeling.model import REGRESSOR_STEP
     from insurance_pipeline.serving.artifact import write_artifact
     from insurance_pipeline.settings import get_settings
 
@@ -119,7 +120,7 @@ def main() -> int:
     X = compiled.encoder.encode(rows)
     ours_error = float(np.abs(compiled.predict_features(X) - expected).max())
 
-    onnx_model = to_onnx(pipeline.named_steps["regressor"], X.shape[1])
+    onnx_model = to_onnx(pipeline.named_steps[REGRESSOR_STEP], X.shape[1])
     session = onnxruntime.InferenceSession(
         onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
     )

@@ -10,6 +10,8 @@ from dagster import (
     Definitions,
     define_asset_job,
     in_process_executor,
+    load_asset_checks_from_modules,
+    load_assets_from_modules,
 )
 
 from insurance_pipeline.assets import data, deployment, features, registry, training, validation
@@ -29,8 +31,15 @@ from insurance_pipeline.settings import get_settings
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
 
-TRAINING_GROUP = "training"
-training_selection = AssetSelection.groups(TRAINING_GROUP)
+# Each module's assets join one group, named here once. README and CI select `group:training`.
+TRAINING_GROUP, DEPLOY_GROUP = "training", "deploy"
+TRAINING_MODULES = (data, features, training, validation, registry)
+training_assets = load_assets_from_modules(TRAINING_MODULES, group_name=TRAINING_GROUP)
+deploy_assets = load_assets_from_modules([deployment], group_name=DEPLOY_GROUP)
+asset_checks = load_asset_checks_from_modules(TRAINING_MODULES)
+# With the CSV source: every training run observes the file first, so its version (and the
+# UI's view of it) is always the one the run read.
+training_selection = AssetSelection.groups(TRAINING_GROUP, include_sources=True)
 
 training_job = define_asset_job(
     "training",
@@ -41,7 +50,7 @@ training_job = define_asset_job(
 # Outside the training selection: only the sensor's run (or a person) deploys.
 deploy_job = define_asset_job(
     "deploy",
-    selection=AssetSelection.assets(deployment.deployment),
+    selection=AssetSelection.groups(DEPLOY_GROUP),
     description="Build, push and roll out one registered model version",
 )
 
@@ -80,27 +89,8 @@ def resources_for(deployment: str) -> dict:
 
 
 defs = Definitions(
-    assets=[
-        data.insurance_csv,
-        data.raw_insurance_data,
-        data.insurance_data_profile,
-        data.train_test_split,
-        features.feature_transformer,
-        training.tpot_pipeline,
-        training.trained_model,
-        validation.validation_metrics,
-        validation.validation_report,
-        validation.champion_comparison,
-        registry.registered_model,
-        deployment.deployment,
-    ],
-    asset_checks=[
-        data.raw_insurance_data_contract,
-        validation.r2_above_floor,
-        validation.predictions_finite,
-        validation.test_rows_as_expected,
-        validation.challenger_not_worse,
-    ],
+    assets=[*training_assets, *deploy_assets],
+    asset_checks=asset_checks,
     jobs=[training_job, deploy_job],
     schedules=[build_retraining_schedule(training_job, training_selection)],
     sensors=[build_deploy_sensor(deploy_job)],

@@ -1,15 +1,18 @@
 """The retraining schedule: weekly, requesting only the training assets that are stale.
 
-Stale = never materialized, its code version changed, or an upstream's current data version
-differs from the one it was built from (the CSV's current sha256 for the raw data). Because
-every data version here is a content hash, this is exact; downstream of a stale asset is
-stale too.
+Staleness is Dagster's own (the status the UI shows): an asset is stale when it was never
+materialized, its code version changed, or an upstream's data version differs from the one
+it was built from, transitively. Every data version here is a content hash, so this is exact.
+The one fact Dagster cannot know by itself is that the CSV changed on disk: the schedule
+observes the file first (its sha256, as the `insurance_csv` source does), so a new file makes
+everything downstream of it stale.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable
 
 from dagster import (
     AssetKey,
+    AssetObservation,
     AssetSelection,
     DagsterInstance,
     RunRequest,
@@ -17,52 +20,41 @@ from dagster import (
     SkipReason,
     schedule,
 )
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
+from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
 
 from insurance_pipeline.assets._cached import DATA_VERSION_TAG
 from insurance_pipeline.data.hashing import file_sha256
 from insurance_pipeline.settings import get_settings
 
-INPUT_VERSION_TAG_PREFIX = "dagster/input_data_version/"
-CODE_VERSION_TAG = "dagster/code_version"
-RAW_DATA = AssetKey("raw_insurance_data")
+CSV = AssetKey("insurance_csv")
+NEEDS_RUN = (StaleStatus.STALE, StaleStatus.MISSING)
 
 
 def stale_assets(
-    instance: DagsterInstance,
-    deps: Mapping[AssetKey, set[AssetKey]],
-    code_versions: Mapping[AssetKey, str | None],
-    expected_versions: Mapping[AssetKey, str],
+    instance: DagsterInstance, asset_graph, keys: Iterable[AssetKey]
 ) -> list[AssetKey]:
-    """Keys of `deps` that need rebuilding. `expected_versions` pins what an asset's data
-    version must be to count as current (the raw data's must equal the file's sha256)."""
-    stale: set[AssetKey] = set()
-    current: dict[AssetKey, str | None] = {}
+    """The keys Dagster's stale-status resolver reports as stale or missing."""
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance,
+        asset_graph=asset_graph,
+    )
+    resolver = CachingStaleStatusResolver(instance, asset_graph, view)
+    found = [k for k in keys if resolver.get_status(k) in NEEDS_RUN]
+    return sorted(found, key=lambda k: k.to_user_string())
 
-    def visit(key: AssetKey) -> None:
-        if key in current:
-            return
-        upstreams = [u for u in deps[key] if u in deps]  # external sources have no record here
-        for upstream in upstreams:
-            visit(upstream)
-        event = instance.get_latest_materialization_event(key)
-        if event is None or event.asset_materialization is None:
-            stale.add(key)
-            current[key] = None
-            return
-        tags = event.asset_materialization.tags or {}
-        current[key] = tags.get(DATA_VERSION_TAG)
-        if key in expected_versions and current[key] != expected_versions[key]:
-            stale.add(key)
-        if code_versions.get(key) and tags.get(CODE_VERSION_TAG) != code_versions[key]:
-            stale.add(key)
-        for upstream in upstreams:
-            recorded = tags.get(INPUT_VERSION_TAG_PREFIX + upstream.to_user_string())
-            if upstream in stale or current[upstream] != recorded:
-                stale.add(key)
 
-    for key in sorted(deps, key=lambda k: k.to_user_string()):
-        visit(key)
-    return sorted(stale, key=lambda k: k.to_user_string())
+def observe_csv(instance: DagsterInstance, sha256: str) -> bool:
+    """Record the file's current version if it differs from the last observation; True if
+    it did (the CSV changed since the last run looked at it)."""
+    record = instance.get_latest_data_version_record(CSV)
+    event = record.event_log_entry.asset_observation if record else None
+    if event is not None and (event.tags or {}).get(DATA_VERSION_TAG) == sha256:
+        return False
+    instance.report_runless_asset_event(AssetObservation(CSV, tags={DATA_VERSION_TAG: sha256}))
+    return True
 
 
 def build_retraining_schedule(job, selection: AssetSelection, cron: str | None = None):
@@ -75,10 +67,8 @@ def build_retraining_schedule(job, selection: AssetSelection, cron: str | None =
     def weekly_retraining(context: ScheduleEvaluationContext):
         graph = context.repository_def.asset_graph
         keys = [k for k in selection.resolve(graph) if graph.get(k).is_materializable]
-        deps = {k: set(graph.get(k).parent_keys) for k in keys}
-        code_versions = {k: graph.get(k).code_version for k in keys}
-        expected = {RAW_DATA: file_sha256(get_settings().data_path)}
-        stale = stale_assets(context.instance, deps, code_versions, expected)
+        observe_csv(context.instance, file_sha256(get_settings().data_path))
+        stale = stale_assets(context.instance, graph, keys)
         if not stale:
             return SkipReason("every training asset is up to date")
         return RunRequest(asset_selection=stale, tags={"trigger": "weekly_retraining"})

@@ -15,6 +15,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The checkout root in an editable install; overridable for installed copies.
 DEFAULT_ROOT = PACKAGE_DIR.parent
 
+# The registered model's name: the MLflow registry, the service's paths and its records.
 MODEL_NAME = "insurance_charges_model"
 
 
@@ -43,7 +44,6 @@ class Settings:
     mlflow_tracking_uri: str
     mlflow_registry_uri: str
     mlflow_experiment: str
-    model_name: str = MODEL_NAME
     retrain_cron: str = "0 3 * * 1"
     # The model service (reads only the serving artifact folder):
     serving_artifact_dir: Path = Path(".artifacts/serving/champion")

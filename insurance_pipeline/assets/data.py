@@ -26,20 +26,18 @@ from insurance_pipeline.data.contract import (
     to_typed_frame,
 )
 from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.data.profile import DataProfile, profile
 from insurance_pipeline.data.split import Split, split_rows
 from insurance_pipeline.resources import InsuranceDataResource, StepCacheResource
 
-GROUP = "training"
 
-
-@observable_source_asset(group_name=GROUP, description="The insurance CSV file; version = sha256.")
+@observable_source_asset(description="The insurance CSV file; version = sha256.")
 def insurance_csv(data: InsuranceDataResource) -> DataVersion:
     return DataVersion(file_sha256(data.csv()))
 
 
 @versioned_asset(
     deps=[insurance_csv],
-    group_name=GROUP,
     description="The CSV as read, every value a string: the contract check decides what is valid.",
 )
 def raw_insurance_data(
@@ -88,49 +86,35 @@ def raw_insurance_data_contract(raw_insurance_data: pd.DataFrame) -> AssetCheckR
     )
 
 
-@versioned_asset(group_name=GROUP)
+@versioned_asset()
 def insurance_data_profile(
     context: AssetExecutionContext,
     raw_insurance_data: pd.DataFrame,
     data: InsuranceDataResource,
     step_cache: StepCacheResource,
-):
+) -> Output[DataProfile]:
     """ydata-profiling HTML report of the raw data."""
-
-    def build() -> dict:
-        from ydata_profiling import ProfileReport
-
-        typed = to_typed_frame(raw_insurance_data)
-        report = ProfileReport(typed, title="Insurance data profile", progress_bar=False)
-        description = report.get_description()
-        return {
-            "html": report.to_html(),
-            "summary": {
-                "rows": int(typed.shape[0]),
-                "variables": int(typed.shape[1]),
-                "duplicate_rows": int(typed.duplicated().sum()),
-                "missing_cells": int(typed.isna().sum().sum()),
-                "alerts": [str(a) for a in description.alerts],
-            },
-        }
 
     result = run_cached(
         context,
         step_cache.store(),
-        build,
+        lambda: profile(to_typed_frame(raw_insurance_data)),
         libraries=["ydata-profiling", "pandas", "matplotlib"],
     )
+    found: DataProfile = result.value
     path = data.artifacts("profiles") / f"profile-{result.key}.html"
     if not path.exists():
-        path.write_text(result.value["html"], encoding="utf-8")
-    summary = result.value["summary"]
+        path.write_text(found.html, encoding="utf-8")
     return Output(
-        result.value,
+        found,
         data_version=data_version(result),
         metadata={
             "file": MetadataValue.path(str(path)),
-            **{k: v for k, v in summary.items() if k != "alerts"},
-            "alerts": MetadataValue.json(summary["alerts"]),
+            "rows": found.rows,
+            "variables": found.variables,
+            "duplicate_rows": found.duplicate_rows,
+            "missing_cells": found.missing_cells,
+            "alerts": MetadataValue.json(list(found.alerts)),
             **cache_metadata(result),
         },
     )
@@ -141,7 +125,7 @@ class SplitConfig(Config):
     test_fraction: float = Field(default=0.2, gt=0, lt=1, description="Share of rows held out")
 
 
-@versioned_asset(group_name=GROUP)
+@versioned_asset()
 def train_test_split(
     context: AssetExecutionContext,
     config: SplitConfig,

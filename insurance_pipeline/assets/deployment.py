@@ -1,6 +1,7 @@
 """The deployment asset: build, push and roll out one registered model version."""
 
 import time
+from dataclasses import dataclass, field
 
 from dagster import (
     AssetExecutionContext,
@@ -12,7 +13,6 @@ from dagster import (
 from pydantic import Field
 
 from insurance_pipeline.assets._cached import versioned_asset
-from insurance_pipeline.assets.registry import registered_model
 from insurance_pipeline.deploy.plan import (
     DeployInputError,
     build_command,
@@ -53,9 +53,74 @@ def approved_sha(mlflow: MlflowResource, version: int) -> str:
     return model_sha
 
 
+def checked_chart(deployer: DeployRunnerResource, target, version: int, model_sha: str) -> list:
+    """The chart rendered and validated with the real helm, before anything leaves here."""
+    objects = render_chart(
+        helm_values(target, version, model_sha),
+        helm=deployer.helm(),
+        release=target.release,
+        values_files=target.values_files,
+    )
+    problems = validate_objects(objects)
+    if problems:
+        raise Failure("rendered chart is invalid: " + "; ".join(problems))
+    return objects
+
+
+@dataclass
+class CommandLog:
+    """Runs the deploy's commands in order; the first failure stops the deploy with every
+    command so far (and its output) in the failure's metadata."""
+
+    context: AssetExecutionContext
+    deployer: DeployRunnerResource
+    version: int
+    metadata: dict
+    records: list[CommandRecord] = field(default_factory=list)
+
+    def run(self, argv: list[str]) -> CommandRecord:
+        record = self.deployer.run(argv)
+        self.records.append(record)
+        self.context.log.info(
+            f"{'ran' if record.executed else 'recorded'}: {' '.join(argv)}"
+            + (f" -> exit {record.exit_code}" if record.executed else "")
+        )
+        self.metadata["commands"] = MetadataValue.json([r.as_dict() for r in self.records])
+        if not record.ok:
+            raise Failure(
+                description=f"deploy of version {self.version} failed: `{' '.join(argv[:3])} …` "
+                f"exited {record.exit_code}: {record.output_tail[-1500:]}",
+                metadata=self.metadata,
+            )
+        return record
+
+
+def read_digest(push: CommandRecord, target, digest_file, version: int, metadata: dict):
+    """The pushed image's digest (None when the push was only recorded, in dry-run)."""
+    if not push.executed:
+        return None
+    try:
+        digest = pushed_digest(target.builder, digest_file, push.output_tail)
+    except DeployInputError as error:
+        raise Failure(f"push of version {version} gave no usable digest: {error}") from error
+    metadata |= {"digest": digest, "image_reference": f"{target.repository}@{digest}"}
+    return digest
+
+
+def record_outcome(mode: str, mlflow: MlflowResource, version: int, metadata: dict) -> None:
+    if mode == "execute":
+        mlflow.set_alias(DEPLOYED, version)  # what the cluster serves, next to `champion`
+        metadata["status"] = "deployed"
+        metadata["alias"] = DEPLOYED
+    else:
+        # Recorded as dry-run-deployed so the sensor does not ask again for this version;
+        # only a real rollout moves `deployed`.
+        metadata["status"] = "dry-run-deployed"
+        metadata["alias"] = "not moved (dry-run: nothing was rolled out)"
+
+
 @versioned_asset(
-    group_name="deploy",
-    deps=[registered_model],
+    deps=["registered_model"],  # by key: this module's assets are the deploy group
     description="Image build + push (by digest) + helm upgrade of one validated model version.",
 )
 def deployment(
@@ -72,28 +137,17 @@ def deployment(
         validate_inputs(target, version, model_sha)
     except DeployInputError as error:
         raise Failure(f"deploy of version {version} refused: {error}") from error
+    objects = checked_chart(deployer, target, version, model_sha)
 
-    # 1. Render and validate the chart with the real helm before anything leaves this machine.
-    objects = render_chart(
-        helm_values(target, version, model_sha),
-        helm=deployer.helm(),
-        release=target.release,
-        values_files=target.values_files,
-    )
-    problems = validate_objects(objects)
-    if problems:
-        raise Failure("rendered chart is invalid: " + "; ".join(problems))
-
-    # 2. The build context holds exactly this version's verified artifact.
+    # The build context holds exactly this version's verified artifact.
     workdir = data.artifacts("images", f"v{version}")
     model_dir = stage_build_context(workdir / "context")
     mlflow.download_serving_artifact(model_dir, version=version)
     digest_file = workdir / "pushed.digest"
     digest_file.unlink(missing_ok=True)
 
-    # 3. Build, push, read the digest back, roll out by digest; stop at the first failure.
+    # Build, push, read the digest back, roll out by digest; stop at the first failure.
     started = time.perf_counter()
-    records: list[CommandRecord] = []
     metadata = {
         "model_version": version,
         "mode": deployer.mode,
@@ -103,25 +157,9 @@ def deployment(
             [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
         ),
     }
-
-    def run(argv: list[str]) -> CommandRecord:
-        record = deployer.run(argv)
-        records.append(record)
-        context.log.info(
-            f"{'ran' if record.executed else 'recorded'}: {' '.join(argv)}"
-            + (f" -> exit {record.exit_code}" if record.executed else "")
-        )
-        if not record.ok:
-            metadata["commands"] = MetadataValue.json([r.as_dict() for r in records])
-            raise Failure(
-                description=f"deploy of version {version} failed: `{' '.join(argv[:3])} …` "
-                f"exited {record.exit_code}: {record.output_tail[-1500:]}",
-                metadata=metadata,
-            )
-        return record
-
+    commands = CommandLog(context, deployer, version, metadata)
     binary = deployer.builder_binary()
-    run(
+    commands.run(
         build_command(
             target,
             version=version,
@@ -130,28 +168,15 @@ def deployment(
             binary=binary,
         )
     )
-    push = run(push_command(target, version=version, digest_file=digest_file, binary=binary))
-    digest = None
-    if push.executed:
-        try:
-            digest = pushed_digest(target.builder, digest_file, push.output_tail)
-        except DeployInputError as error:
-            raise Failure(f"push of version {version} gave no usable digest: {error}") from error
-        metadata["digest"] = digest
-        metadata["image_reference"] = f"{target.repository}@{digest}"
+    push = commands.run(
+        push_command(target, version=version, digest_file=digest_file, binary=binary)
+    )
+    digest = read_digest(push, target, digest_file, version, commands.metadata)
     values = helm_values(target, version, model_sha, digest)
-    values_file = write_values_file(values, workdir / "values.yaml")
-    metadata["helm_values"] = MetadataValue.json(values)
-    run(upgrade_command(target, values_file, deployer.helm()))
-    metadata["commands"] = MetadataValue.json([r.as_dict() for r in records])
-    metadata["seconds"] = round(time.perf_counter() - started, 3)
-    if deployer.mode == "execute":
-        mlflow.set_alias(DEPLOYED, version)  # what the cluster serves, next to `champion`
-        metadata["status"] = "deployed"
-        metadata["alias"] = DEPLOYED
-    else:
-        # Recorded as dry-run-deployed so the sensor does not ask again for this version;
-        # only a real rollout moves `deployed`.
-        metadata["status"] = "dry-run-deployed"
-        metadata["alias"] = "not moved (dry-run: nothing was rolled out)"
-    return MaterializeResult(metadata=metadata)
+    commands.metadata["helm_values"] = MetadataValue.json(values)
+    commands.run(
+        upgrade_command(target, write_values_file(values, workdir / "values.yaml"), deployer.helm())
+    )
+    commands.metadata["seconds"] = round(time.perf_counter() - started, 3)
+    record_outcome(deployer.mode, mlflow, version, commands.metadata)
+    return MaterializeResult(metadata=commands.metadata)

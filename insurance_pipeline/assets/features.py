@@ -15,7 +15,7 @@ from insurance_pipeline.resources import StepCacheResource
 FEATURE_LIBRARIES = ["featuretools", "woodwork", "scikit-learn", "pandas", "numpy"]
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def feature_transformer(
     context: AssetExecutionContext,
     train_test_split: Split,

@@ -63,6 +63,62 @@ def export_for_serving(export: ServingExport, model: TrainedModel, folder, name:
     )
 
 
+def registration_metadata(
+    model_name: str,
+    version,
+    created: bool,
+    previous,
+    model: TrainedModel,
+    serving_sha: str,
+    evaluation: HoldoutEvaluation,
+    decided: Approval,
+) -> dict:
+    metrics = evaluation.metrics
+    return {
+        "model_name": model_name,
+        "version": int(version.version),
+        "new_version": created,
+        "alias": CHAMPION,
+        "previous_champion": int(previous.version) if previous else None,
+        "model_key": model.model_key,
+        "serving_sha256": serving_sha,
+        "r2": round(metrics.r2, 4),
+        "mae": round(metrics.mae, 2),
+        "verdicts": MetadataValue.json(
+            {v.gate: {"passed": v.passed, "message": v.message} for v in decided.verdicts}
+        ),
+    }
+
+
+def servable(model: TrainedModel) -> ServingExport:
+    """The model compiled for the service; a model the service cannot run is refused."""
+    try:
+        return export_pipeline(model.pipeline)
+    except UnsupportedForServing as error:
+        raise Failure(
+            description=f"model {model.model_key} was not registered: it cannot be "
+            f"exported for serving: {error}"
+        ) from error
+
+
+def publish_serving_artifact(
+    export: ServingExport,
+    model: TrainedModel,
+    version: int,
+    run_id: str,
+    data: InsuranceDataResource,
+    mlflow: MlflowResource,
+) -> str:
+    """Write the version's serving artifact, log it to the model's run and pin its sha256 on
+    the version; returns the sha256."""
+    folder = data.artifacts("serving", f"v{version}")
+    manifest = export_for_serving(export, model, folder, mlflow.model_name, version)
+    for name in ARTIFACT_FILES:
+        mlflow.log_artifact(run_id, folder / name, artifact_path=SERVING_ARTIFACT_PATH)
+    mlflow.set_version_tag(version, SERVING_SHA_TAG, manifest.sha256)
+    return manifest.sha256
+
+
 def ensure_verdicts(
     context: AssetExecutionContext,
     model: TrainedModel,
@@ -111,7 +167,7 @@ def _judge_now(gate, model, split, evaluation, comparison, champion, gates, mlfl
     return comparison_verdict(comparison, gates)
 
 
-@versioned_asset(group_name="training", deps=[validation_report])
+@versioned_asset(deps=[validation_report])
 def registered_model(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -127,13 +183,7 @@ def registered_model(
     of being registered again. Each version carries its serving artifact (the compiled model,
     its reference rows and a manifest), pinned by sha256 on the version."""
     run_id = mlflow.run_for(trained_model.model_key)
-    try:  # before anything changes: a model the service cannot run is never registered
-        export = export_pipeline(trained_model.pipeline)
-    except UnsupportedForServing as error:
-        raise Failure(
-            description=f"model {trained_model.model_key} was not registered: it cannot be "
-            f"exported for serving: {error}"
-        ) from error
+    export = servable(trained_model)  # before anything changes
     # One registration at a time: the champion judged against is the one replaced.
     with mlflow.registry_lock():
         decided, required = ensure_verdicts(
@@ -159,34 +209,22 @@ def registered_model(
                 DATA_VERSION_TAG: trained_model.data_version,
             },
         )
-        serving_sha = version.tags.get(SERVING_SHA_TAG)
-        if not serving_sha:
-            folder = data.artifacts("serving", f"v{version.version}")
-            manifest = export_for_serving(
-                export, trained_model, folder, mlflow.model_name, int(version.version)
-            )
-            for name in ARTIFACT_FILES:
-                mlflow.log_artifact(run_id, folder / name, artifact_path=SERVING_ARTIFACT_PATH)
-            serving_sha = manifest.sha256
-            mlflow.set_version_tag(version.version, SERVING_SHA_TAG, serving_sha)
+        serving_sha = version.tags.get(SERVING_SHA_TAG) or publish_serving_artifact(
+            export, trained_model, int(version.version), run_id, data, mlflow
+        )
         mlflow.set_version_tag(version.version, APPROVED_TAG, json.dumps(required, sort_keys=True))
         previous = mlflow.alias_version(CHAMPION)
         mlflow.set_alias(CHAMPION, version.version)
-    metrics = validation_metrics.metrics
     return MaterializeResult(
-        metadata={
-            "model_name": mlflow.model_name,
-            "version": int(version.version),
-            "new_version": created,
-            "alias": CHAMPION,
-            "previous_champion": int(previous.version) if previous else None,
-            "model_key": trained_model.model_key,
-            "serving_sha256": serving_sha,
-            "r2": round(metrics.r2, 4),
-            "mae": round(metrics.mae, 2),
-            "verdicts": MetadataValue.json(
-                {v.gate: {"passed": v.passed, "message": v.message} for v in decided.verdicts}
-            ),
-        },
+        metadata=registration_metadata(
+            mlflow.model_name,
+            version,
+            created,
+            previous,
+            trained_model,
+            serving_sha,
+            validation_metrics,
+            decided,
+        ),
         data_version=DataVersion(f"{trained_model.model_key}:v{version.version}"),
     )

@@ -65,7 +65,7 @@ class SearchConfig(Config):
         return {k: v for k, v in self.model_dump().items() if k != "scheduler_address"}
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def tpot_pipeline(
     context: AssetExecutionContext,
     config: SearchConfig,
@@ -105,10 +105,44 @@ def tpot_pipeline(
     )
 
 
+def log_to_mlflow(
+    context: AssetExecutionContext,
+    mlflow: MlflowResource,
+    model: TrainedModel,
+    split: Split,
+    path,
+    sha: str,
+    cache_key: str,
+) -> tuple[str, bool]:
+    """The model's MLflow run (created once per model key): file, params, library versions."""
+    versions = model.library_versions
+    return mlflow.log_trained_model(
+        model_key=model.model_key,
+        model=model.pipeline,
+        model_file=path,
+        model_sha256=sha,
+        params={
+            "pipeline": model.description,
+            "train_rows": len(split.train),
+            "split_seed": split.seed,
+            "test_fraction": split.test_fraction,
+            **{f"lib.{k}": v for k, v in versions.items()},
+        },
+        tags={
+            DATA_VERSION_TAG: model.data_version,
+            "code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",
+            "cache_key": cache_key,
+        },
+        input_example=split.train[list(FEATURE_COLUMNS)].head(5),
+        pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
+        train_row_ids=list(model.train_row_ids),
+    )
+
+
 MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mlflow"]))
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def trained_model(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -136,28 +170,7 @@ def trained_model(
     )
     model: TrainedModel = result.value
     path, sha = save_model_file(model.pipeline, data.artifacts("models", model.model_key))
-    versions = model.library_versions
-    run_id, created = mlflow.log_trained_model(
-        model_key=model.model_key,
-        model=model.pipeline,
-        model_file=path,
-        model_sha256=sha,
-        params={
-            "pipeline": model.description,
-            "train_rows": len(train),
-            "split_seed": train_test_split.seed,
-            "test_fraction": train_test_split.test_fraction,
-            **{f"lib.{k}": v for k, v in versions.items()},
-        },
-        tags={
-            DATA_VERSION_TAG: model.data_version,
-            "code_version": context.assets_def.code_versions_by_key[context.asset_key] or "",
-            "cache_key": result.key,
-        },
-        input_example=train[list(FEATURE_COLUMNS)].head(5),
-        pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
-        train_row_ids=list(model.train_row_ids),
-    )
+    run_id, created = log_to_mlflow(context, mlflow, model, train_test_split, path, sha, result.key)
     rows = len(train) + len(train_test_split.test)
     mlflow.record_verdict(contract_verdict(model.model_key, model.data_version, rows))
     return Output(

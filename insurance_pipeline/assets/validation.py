@@ -35,6 +35,7 @@ from insurance_pipeline.modeling.gates import (
 )
 from insurance_pipeline.modeling.metrics import HoldoutEvaluation, regression_metrics
 from insurance_pipeline.modeling.model import TrainedModel
+from insurance_pipeline.modeling.segments import SegmentMetrics
 from insurance_pipeline.resources import (
     GatesResource,
     InsuranceDataResource,
@@ -46,7 +47,7 @@ from insurance_pipeline.resources.mlflow import MODEL_KEY_TAG
 CHAMPION = "champion"
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def validation_metrics(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -92,14 +93,14 @@ def validation_metrics(
     )
 
 
-def _segments_markdown(segments: list[dict]) -> str:
+def _segments_markdown(segments: list[SegmentMetrics]) -> str:
     lines = ["| segment | rows | r² [95% CI] | MAE [95% CI] |", "| --- | --- | --- | --- |"]
     for s in segments:
-        r2, mae = s["r2"], s["mae"]
+        r2, mae = s.r2, s.mae
         lines.append(
-            f"| {s['segment']}={s['value']} | {s['n']} | {r2['value']:.3f} "
-            f"[{r2['ci_low']:.3f}, {r2['ci_high']:.3f}] | {mae['value']:,.0f} "
-            f"[{mae['ci_low']:,.0f}, {mae['ci_high']:,.0f}] |"
+            f"| {s.segment}={s.value} | {s.n} | {r2.value:.3f} "
+            f"[{r2.ci_low:.3f}, {r2.ci_high:.3f}] | {mae.value:,.0f} "
+            f"[{mae.ci_low:,.0f}, {mae.ci_high:,.0f}] |"
         )
     return "\n".join(lines)
 
@@ -151,7 +152,7 @@ def test_rows_as_expected(
     return record(mlflow, holdout_verdict(TEST_ROW_COUNT, validation_metrics, gates))
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def validation_report(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -255,7 +256,7 @@ def compare_with_champion(
     )
 
 
-@versioned_asset(group_name="training")
+@versioned_asset()
 def champion_comparison(
     context: AssetExecutionContext,
     train_test_split: Split,

@@ -30,13 +30,21 @@ VALUE_FILE = "value.joblib"
 META_FILE = "meta.json"
 
 
+# A library some installs ship under another distribution name (`make install` uses the CPU
+# build of XGBoost, which provides the same `xgboost` module).
+DISTRIBUTIONS = {"xgboost": ("xgboost", "xgboost-cpu")}
+
+
 def library_versions(names: Iterable[str]) -> dict[str, str]:
     found = {}
     for name in sorted(set(names)):
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = "absent"
+        found[name] = "absent"
+        for distribution in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                found[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 

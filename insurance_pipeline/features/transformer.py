@@ -11,25 +11,24 @@ from insurance_pipeline.data.contract import CATEGORIES
 from insurance_pipeline.features.spec import DFS_INPUT_COLUMNS
 
 N_FEATURES = 33  # 30 DFS features (3 inputs + 27 pairwise) + smoker + sex + region
+# Step names inside the fitted transformer (export reads the steps by them). DFS comes first.
+DFS_STEP, IMPUTE_STEP = "dfs", "impute"
 
 
-def build_feature_transformer(dfs=None) -> ColumnTransformer:
-    """An unfitted transformer. `dfs` defaults to the featuretools DFS step; serving passes
-    its numpy twin."""
-    if dfs is None:
-        from insurance_pipeline.features.dfs import DeepFeatureSynthesis
+def build_feature_transformer() -> ColumnTransformer:
+    """An unfitted transformer: featuretools DFS + mean imputation, then ordinal codes."""
+    from insurance_pipeline.features.dfs import DeepFeatureSynthesis
 
-        dfs = DeepFeatureSynthesis()
     numeric = Pipeline(
         [
-            ("dfs", dfs),
+            (DFS_STEP, DeepFeatureSynthesis()),
             # keep_empty_features: the feature count must not depend on which rows were seen
-            ("impute", SimpleImputer(strategy="mean", keep_empty_features=True)),
+            (IMPUTE_STEP, SimpleImputer(strategy="mean", keep_empty_features=True)),
         ]
     )
     return ColumnTransformer(
         [
-            ("dfs", numeric, list(DFS_INPUT_COLUMNS)),
+            (DFS_STEP, numeric, list(DFS_INPUT_COLUMNS)),
             (
                 "smoker",
                 OrdinalEncoder(categories=[list(CATEGORIES["smoker"])]),

@@ -18,6 +18,8 @@ import numpy as np
 
 from insurance_pipeline.data.schema import CATEGORIES, FEATURE_COLUMNS, SMOKER_CATEGORY
 from insurance_pipeline.features.numpy_dfs import DfsProgram
+from insurance_pipeline.features.transformer import DFS_STEP, IMPUTE_STEP
+from insurance_pipeline.modeling.model import FEATURES_STEP, REGRESSOR_STEP
 from insurance_pipeline.serving.compiled import (
     CompiledModel,
     Encoder,
@@ -62,10 +64,10 @@ def _name(obj) -> str:
 def compile_features(features) -> Encoder:
     """The fitted ColumnTransformer (DFS + imputer, then ordinal encoders) as an Encoder."""
     layout = [(n, t, c) for n, t, c in features.transformers_ if not _dropped(n, t)]
-    if not layout or layout[0][0] != "dfs":
+    if not layout or layout[0][0] != DFS_STEP:
         raise UnsupportedForServing(f"feature layout {[n for n, _, _ in layout]}: DFS first")
     dfs_pipeline = layout[0][1]
-    dfs, impute = dfs_pipeline.named_steps["dfs"], dfs_pipeline.named_steps["impute"]
+    dfs, impute = dfs_pipeline.named_steps[DFS_STEP], dfs_pipeline.named_steps[IMPUTE_STEP]
     if getattr(impute, "strategy", None) != "mean":
         raise UnsupportedForServing(f"imputer {_name(impute)}: only mean imputation")
     program = DfsProgram.from_spec(dfs.feature_spec_, tuple(dfs.input_columns))
@@ -305,9 +307,9 @@ def compile_regressor(
 
 
 def compile_pipeline(pipeline) -> CompiledModel:
-    encoder = compile_features(pipeline.named_steps["features"])
+    encoder = compile_features(pipeline.named_steps[FEATURES_STEP])
     offset, forests, linear = compile_regressor(
-        pipeline.named_steps["regressor"], encoder.n_features
+        pipeline.named_steps[REGRESSOR_STEP], encoder.n_features
     )
     return CompiledModel(encoder, offset, forests, linear)
 

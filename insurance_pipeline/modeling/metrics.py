@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
+from insurance_pipeline.modeling.segments import SegmentMetrics
+
 
 @dataclass(frozen=True)
 class RegressionMetrics:
@@ -86,5 +88,5 @@ class HoldoutEvaluation:
     model_key: str
     data_version: str
     metrics: RegressionMetrics
-    segments: list[dict]  # modeling.segments.segment_metrics rows
+    segments: list[SegmentMetrics]
     expected_test_rows: int

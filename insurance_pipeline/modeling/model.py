@@ -13,6 +13,8 @@ from sklearn.pipeline import Pipeline
 from insurance_pipeline.data.hashing import file_sha256
 
 MODEL_FILE = "model.joblib"
+# The trained pipeline's steps: the feature transformer, then the regressor TPOT chose.
+FEATURES_STEP, REGRESSOR_STEP = "features", "regressor"
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class TrainedModel:
 
 def assemble_model(transformer, regressor) -> Pipeline:
     """Transformer and regressor are already fitted; the pipeline only chains them."""
-    return Pipeline([("features", transformer), ("regressor", regressor)])
+    return Pipeline([(FEATURES_STEP, transformer), (REGRESSOR_STEP, regressor)])
 
 
 def build_trained_model(

@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 SEGMENT_COLUMNS = ("smoker", "region", "sex")
 
 
-def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its bootstrap interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class SegmentMetrics:
+    """Holdout metrics of one segment: `segment`=`value` (or all=all), over `n` rows."""
+
+    segment: str
+    value: str
+    n: int
+    r2: Estimate
+    mae: Estimate
+    rmse: Estimate
+
+
+def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:  # by Estimate field
     """r2, mae, rmse for each row of y/p (shape: resamples x n)."""
     residual = y - p
     sse = (residual**2).sum(axis=-1)
@@ -24,7 +47,8 @@ def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
 
 def bootstrap_metrics(
     y_true, y_pred, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95
-) -> dict[str, dict[str, float]]:
+) -> dict[str, Estimate]:
+    """r2, mae and rmse, each with its bootstrap interval at `level`."""
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
     point = {k: float(v) for k, v in _scores(y, p).items()}
@@ -35,13 +59,13 @@ def bootstrap_metrics(
     out = {}
     for name, value in point.items():
         low, high = np.nanpercentile(draws[name], [tail, 100 - tail])
-        out[name] = {"value": value, "ci_low": float(low), "ci_high": float(high)}
+        out[name] = Estimate(value, float(low), float(high))
     return out
 
 
 def segment_metrics(
     rows: pd.DataFrame, y_true, y_pred, *, n_boot: int = 1000, seed: int = 0
-) -> list[dict]:
+) -> list[SegmentMetrics]:
     """One entry per segment: all rows, then each value of smoker, region and sex."""
     y = np.asarray(y_true, dtype=float)
     p = np.asarray(y_pred, dtype=float)
@@ -54,27 +78,27 @@ def segment_metrics(
         if mask.sum() < 2:
             continue
         results.append(
-            {
-                "segment": column,
-                "value": value,
-                "n": int(mask.sum()),
+            SegmentMetrics(
+                segment=column,
+                value=value,
+                n=int(mask.sum()),
                 **bootstrap_metrics(y[mask], p[mask], n_boot=n_boot, seed=seed),
-            }
+            )
         )
     return results
 
 
-def segment_table_html(results: list[dict]) -> str:
-    def cell(m):
-        fmt = "{:.3f}" if abs(m["value"]) < 10 else "{:,.0f}"
+def segment_table_html(results: list[SegmentMetrics]) -> str:
+    def cell(m: Estimate):
+        fmt = "{:.3f}" if abs(m.value) < 10 else "{:,.0f}"
         return (
-            f"{fmt.format(m['value'])} <small>[{fmt.format(m['ci_low'])}, "
-            f"{fmt.format(m['ci_high'])}]</small>"
+            f"{fmt.format(m.value)} <small>[{fmt.format(m.ci_low)}, "
+            f"{fmt.format(m.ci_high)}]</small>"
         )
 
     rows = "".join(
-        f"<tr><td>{r['segment']}</td><td>{r['value']}</td><td>{r['n']}</td>"
-        f"<td>{cell(r['r2'])}</td><td>{cell(r['mae'])}</td><td>{cell(r['rmse'])}</td></tr>"
+        f"<tr><td>{r.segment}</td><td>{r.value}</td><td>{r.n}</td>"
+        f"<td>{cell(r.r2)}</td><td>{cell(r.mae)}</td><td>{cell(r.rmse)}</td></tr>"
         for r in results
     )
     return (

@@ -62,9 +62,12 @@ class MlflowResource(ConfigurableResource):
 
     # --- plumbing -------------------------------------------------------------------------
     def _uris(self) -> tuple[str, str]:
+        """(tracking, registry). The registry: this resource's `registry_uri`, else the
+        tracking URI given here, else MLFLOW_REGISTRY_URI (which defaults to tracking)."""
         settings = get_settings()
-        tracking = self.tracking_uri or settings.mlflow_tracking_uri
-        return tracking, self.registry_uri or tracking
+        if self.tracking_uri:
+            return self.tracking_uri, self.registry_uri or self.tracking_uri
+        return settings.mlflow_tracking_uri, self.registry_uri or settings.mlflow_registry_uri
 
     def active_registry_uri(self) -> str:
         return self._uris()[1]

@@ -13,10 +13,10 @@ from pathlib import Path
 from insurance_pipeline.serving.artifact import ArtifactError, Manifest, load_artifact
 from insurance_pipeline.serving.compiled import CompiledModel
 from insurance_pipeline.serving.logging import PredictionLog
+from insurance_pipeline.settings import MODEL_NAME
 
 log = logging.getLogger("insurance_pipeline.serving")
 
-MODEL_NAME = "insurance_charges_model"
 DISPLAY_NAME = "Insurance Charges Model"
 
 

@@ -23,7 +23,8 @@ from insurance_pipeline.serving.schemas import (
     ModelDetails,
     ModelMetadata,
 )
-from insurance_pipeline.serving.state import DISPLAY_NAME, MODEL_NAME, ServedModel, charges_body
+from insurance_pipeline.serving.state import DISPLAY_NAME, ServedModel, charges_body
+from insurance_pipeline.settings import MODEL_NAME
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"

@@ -1,0 +1,24 @@
+"""MLFLOW_REGISTRY_URI is honoured: models are registered there, runs stay in tracking."""
+
+from insurance_pipeline.resources import MlflowResource
+from insurance_pipeline_tests.conftest import patched_environ
+
+
+def test_the_registry_uri_from_the_environment_is_the_one_used(tmp_path):
+    tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
+    registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    with patched_environ({"MLFLOW_TRACKING_URI": tracking, "MLFLOW_REGISTRY_URI": registry}):
+        resource = MlflowResource()
+        assert resource.active_registry_uri() == registry
+        resource.client().create_registered_model("registry_probe")
+    from mlflow.tracking import MlflowClient
+
+    in_registry = MlflowClient(tracking_uri=tracking, registry_uri=registry)
+    in_tracking = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
+    assert [m.name for m in in_registry.search_registered_models()] == ["registry_probe"]
+    assert in_tracking.search_registered_models() == []
+
+
+def test_an_explicit_tracking_uri_keeps_its_own_registry(tmp_path):
+    tracking = f"sqlite:///{tmp_path / 'explicit.db'}"
+    assert MlflowResource(tracking_uri=tracking).active_registry_uri() == tracking
