@@ -35,14 +35,23 @@ NEEDS_RUN = (StaleStatus.STALE, StaleStatus.MISSING)
 def stale_assets(
     instance: DagsterInstance, asset_graph, keys: Iterable[AssetKey]
 ) -> list[AssetKey]:
-    """The keys Dagster's stale-status resolver reports as stale or missing."""
+    """The keys Dagster's stale-status resolver reports as stale or missing, and everything
+    downstream of them among `keys`: rebuilding an asset gives its dependents new inputs
+    (our data versions are content hashes, which Dagster cannot project ahead of a run)."""
     view = AssetGraphView(
         temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
         instance=instance,
         asset_graph=asset_graph,
     )
     resolver = CachingStaleStatusResolver(instance, asset_graph, view)
-    found = [k for k in keys if resolver.get_status(k) in NEEDS_RUN]
+    keys = set(keys)
+    found = {k for k in keys if resolver.get_status(k) in NEEDS_RUN}
+    todo = list(found)
+    while todo:
+        for child in asset_graph.get(todo.pop()).child_keys:
+            if child in keys and child not in found:
+                found.add(child)
+                todo.append(child)
     return sorted(found, key=lambda k: k.to_user_string())
 
 

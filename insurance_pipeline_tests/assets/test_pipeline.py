@@ -147,3 +147,23 @@ def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, 
     np.testing.assert_allclose(
         loaded.model.predict(served_rows), trained.predict(X), rtol=0, atol=1e-6
     )
+
+
+def test_a_training_run_observes_the_csv_first(first_run, workspace):
+    """The UI shows the CSV's version as the run read it, never "Never observed"."""
+    from dagster import AssetKey, DagsterInstance
+
+    from insurance_pipeline.assets._cached import DATA_VERSION_TAG
+    from insurance_pipeline.data.hashing import file_sha256
+
+    _, result = first_run
+    observed = [
+        e.event_specific_data.asset_observation.asset_key.to_user_string()
+        for e in result.all_events
+        if e.event_type_value == "ASSET_OBSERVATION"
+    ]
+    assert observed == ["insurance_csv"]
+    with DagsterInstance.get() as instance:
+        record = instance.get_latest_data_version_record(AssetKey("insurance_csv"))
+    tags = record.event_log_entry.asset_observation.tags
+    assert tags[DATA_VERSION_TAG] == file_sha256(workspace.csv)

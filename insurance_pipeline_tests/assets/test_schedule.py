@@ -38,7 +38,11 @@ def graph_with_code_version(step: str, version: str):
             )
         return assets
 
-    edited = Definitions(assets=[edit(a) for a in defs.assets], asset_checks=defs.asset_checks)
+    edited = Definitions(
+        assets=[edit(a) for a in defs.assets],
+        asset_checks=defs.asset_checks,
+        resources=defs.resources,
+    )
     graph = edited.resolve_asset_graph()
     keys = [k for k in training_selection.resolve(graph) if graph.get(k).is_materializable]
     return graph, keys
