@@ -48,7 +48,7 @@ def chosen_spec_and_holdout(run_args: list[str]):
     with DagsterInstance.get() as instance:
         search = defs.load_asset_value(AssetKey("tpot_pipeline"), instance=instance)
         metrics = defs.load_asset_value(AssetKey("validation_metrics"), instance=instance)
-    return search, metrics["metrics"]
+    return search, metrics.metrics
 
 
 def main() -> int:

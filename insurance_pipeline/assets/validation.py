@@ -33,9 +33,12 @@ from insurance_pipeline.modeling.gates import (
     judge_comparison,
     judge_evaluation,
 )
-from insurance_pipeline.modeling.metrics import HoldoutEvaluation, regression_metrics
+from insurance_pipeline.modeling.metrics import (
+    HoldoutEvaluation,
+    SegmentMetrics,
+    regression_metrics,
+)
 from insurance_pipeline.modeling.model import TrainedModel
-from insurance_pipeline.modeling.segments import SegmentMetrics
 from insurance_pipeline.resources import (
     GatesResource,
     InsuranceDataResource,

@@ -7,8 +7,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
-from insurance_pipeline.modeling.segments import SegmentMetrics
-
 
 @dataclass(frozen=True)
 class RegressionMetrics:
@@ -78,6 +76,27 @@ def row_count_gate(actual: int, expected: int) -> GateResult:
         actual == expected,
         f"scored {actual} test rows; expected {expected}",
     )
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate and its bootstrap interval."""
+
+    value: float
+    ci_low: float
+    ci_high: float
+
+
+@dataclass(frozen=True)
+class SegmentMetrics:
+    """Holdout metrics of one segment: `segment`=`value` (or all=all), over `n` rows."""
+
+    segment: str
+    value: str
+    n: int
+    r2: Estimate
+    mae: Estimate
+    rmse: Estimate
 
 
 @dataclass(frozen=True)

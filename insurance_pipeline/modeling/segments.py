@@ -2,33 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
+from insurance_pipeline.modeling.metrics import Estimate, SegmentMetrics
+
 SEGMENT_COLUMNS = ("smoker", "region", "sex")
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate and its bootstrap interval."""
-
-    value: float
-    ci_low: float
-    ci_high: float
-
-
-@dataclass(frozen=True)
-class SegmentMetrics:
-    """Holdout metrics of one segment: `segment`=`value` (or all=all), over `n` rows."""
-
-    segment: str
-    value: str
-    n: int
-    r2: Estimate
-    mae: Estimate
-    rmse: Estimate
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:  # by Estimate field

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +44,6 @@ class Manifest:
     sha256: str
     format: int = FORMAT
     model_file: str = MODEL_FILE
-    display_name: str = "Insurance charges model"
     description: str = (
         "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
     )
@@ -103,7 +102,8 @@ def read_manifest(folder: Path) -> Manifest:
                 f"manifest {path} is format {data.get('format', 1)}, this service reads format "
                 f"{FORMAT}: export the model again (`make run`, then `make serve`)"
             )
-        return Manifest(**data)
+        known = {f.name for f in fields(Manifest)}
+        return Manifest(**{k: v for k, v in data.items() if k in known})  # others: ignored
     except FileNotFoundError as error:
         raise ArtifactError(f"manifest not found: {path}") from error
     except (json.JSONDecodeError, TypeError, AttributeError) as error:
