@@ -51,11 +51,15 @@ from insurance_pipeline.serving.artifact import ARTIFACT_FILES, write_artifact
 
 def export_for_serving(export: ServingExport, model: TrainedModel, folder, name: str, version: int):
     """The compiled model, its reference rows and the manifest, as the service reads them."""
+    bounds = None
+    if export.reference_lower is not None:
+        bounds = (export.reference_lower, export.reference_upper)
     return write_artifact(
         export.model,
         export.reference_inputs,
         export.reference_charges,
         folder,
+        reference_bounds=bounds,
         model_name=name,
         version=version,
         library_versions=model.library_versions,
@@ -93,7 +97,7 @@ def registration_metadata(
 def servable(model: TrainedModel) -> ServingExport:
     """The model compiled for the service; a model the service cannot run is refused."""
     try:
-        return export_pipeline(model.pipeline)
+        return export_pipeline(model.pipeline, model.interval)
     except UnsupportedForServing as error:
         raise Failure(
             description=f"model {model.model_key} was not registered: it cannot be "

@@ -14,6 +14,11 @@ from insurance_pipeline.cache.store import library_versions
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.data.split import Split
 from insurance_pipeline.modeling.gates import contract_verdict
+from insurance_pipeline.modeling.intervals import (
+    ConformalInterval,
+    IntervalConfig,
+    fit_conformal_interval,
+)
 from insurance_pipeline.modeling.model import TrainedModel, build_trained_model, save_model_file
 from insurance_pipeline.modeling.search import SearchBudget, SearchResult
 from insurance_pipeline.resources import (
@@ -139,6 +144,53 @@ def log_to_mlflow(
     )
 
 
+class IntervalSettings(Config):
+    level: float = Field(default=0.9, ge=0.5, lt=1, description="Prediction interval level")
+    folds: int = Field(default=5, ge=2, description="Folds of the out-of-fold residuals")
+    seed: int = Field(default=0, description="Seed of the calibration folds")
+
+    def interval_config(self) -> IntervalConfig:
+        return IntervalConfig(level=self.level, folds=self.folds, seed=self.seed)
+
+
+@versioned_asset()
+def prediction_interval(
+    context: AssetExecutionContext,
+    config: IntervalSettings,
+    train_test_split: Split,
+    feature_transformer,
+    tpot_pipeline: SearchResult,
+    step_cache: StepCacheResource,
+) -> Output[ConformalInterval]:
+    """Cross-conformal interval with normalized residuals (modeling.intervals): calibrated on
+    out-of-fold residuals of the chosen spec, so the point model keeps every training row."""
+    train = train_test_split.train
+
+    def fit() -> ConformalInterval:
+        X = feature_transformer.transform(train[list(FEATURE_COLUMNS)])
+        return fit_conformal_interval(train, X, tpot_pipeline.pipeline, config.interval_config())
+
+    result = run_cached(
+        context,
+        step_cache.store(),
+        fit,
+        config=config.model_dump(),
+        libraries=sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES)),
+    )
+    interval: ConformalInterval = result.value
+    return Output(
+        interval,
+        data_version=data_version(result),
+        metadata={
+            "level": interval.level,
+            "quantile": round(interval.quantile, 4),
+            "calibration_rows": interval.calibration_rows,
+            "baseline_width": round(2 * interval.baseline_half_width, 1),
+            **cache_metadata(result),
+        },
+    )
+
+
 MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mlflow"]))
 
 
@@ -148,6 +200,7 @@ def trained_model(
     train_test_split: Split,
     feature_transformer,
     tpot_pipeline: SearchResult,
+    prediction_interval: ConformalInterval,
     data: InsuranceDataResource,
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
@@ -165,6 +218,7 @@ def trained_model(
             description=tpot_pipeline.description,
             data_version=train_test_split.data_version,
             library_versions=library_versions(MODEL_LIBRARIES),
+            interval=prediction_interval,
         ),
         libraries=MODEL_LIBRARIES,
     )

@@ -25,6 +25,7 @@ from insurance_pipeline.modeling.challenger import ChampionComparison
 from insurance_pipeline.modeling.gates import (
     CHALLENGER,
     FINITE_PREDICTIONS,
+    INTERVAL_COVERAGE,
     R2_FLOOR,
     TEST_ROW_COUNT,
     ChampionRef,
@@ -38,7 +39,7 @@ from insurance_pipeline.modeling.metrics import (
     SegmentMetrics,
     regression_metrics,
 )
-from insurance_pipeline.modeling.model import TrainedModel
+from insurance_pipeline.modeling.model import FEATURES_STEP, TrainedModel
 from insurance_pipeline.resources import (
     GatesResource,
     InsuranceDataResource,
@@ -62,16 +63,23 @@ def validation_metrics(
     test = train_test_split.test
 
     def score() -> HoldoutEvaluation:
+        from insurance_pipeline.modeling.intervals import evaluate_interval
         from insurance_pipeline.modeling.segments import segment_metrics
 
         predictions = trained_model.pipeline.predict(test[list(FEATURE_COLUMNS)])
         n_rows = len(train_test_split.train) + len(test)
+        interval = None
+        if trained_model.interval is not None:
+            features = trained_model.pipeline.named_steps[FEATURES_STEP]
+            X = features.transform(test[list(FEATURE_COLUMNS)])
+            interval = evaluate_interval(trained_model.interval, test, X, predictions)
         return HoldoutEvaluation(
             model_key=trained_model.model_key,
             data_version=trained_model.data_version,
             metrics=regression_metrics(test[TARGET_COLUMN], predictions),
             segments=segment_metrics(test, test[TARGET_COLUMN], predictions),
             expected_test_rows=expected_test_rows(n_rows, train_test_split.test_fraction),
+            interval=interval,
         )
 
     result = run_cached(context, step_cache.store(), score, libraries=["scikit-learn"])
@@ -91,9 +99,35 @@ def validation_metrics(
             "model_key": trained_model.model_key,
             "mlflow_run_id": run_id,
             "segments": MetadataValue.md(_segments_markdown(evaluation.segments)),
+            **_interval_metadata(evaluation),
             **cache_metadata(result),
         },
     )
+
+
+def _interval_section(model: TrainedModel, test, evaluation: HoldoutEvaluation) -> str:
+    from insurance_pipeline.modeling.report import interval_plot_png, interval_section_html
+
+    point = model.pipeline.predict(test[list(FEATURE_COLUMNS)])
+    X = model.pipeline.named_steps[FEATURES_STEP].transform(test[list(FEATURE_COLUMNS)])
+    lower, upper = model.interval.bounds(point, X)
+    y = test[TARGET_COLUMN].to_numpy(dtype=float)
+    png = interval_plot_png(y, point, lower, upper)
+    return interval_section_html(png, evaluation.interval.coverage_by_segment)
+
+
+def _interval_metadata(evaluation: HoldoutEvaluation) -> dict:
+    interval = evaluation.interval
+    if interval is None:
+        return {}
+    return {
+        "interval_coverage": round(interval.coverage, 4),
+        "interval_mean_width": round(interval.mean_width, 1),
+        "interval_baseline_width": round(interval.baseline_mean_width, 1),
+        "interval_coverage_by_segment": MetadataValue.json(
+            {k: round(v, 4) for k, v in interval.coverage_by_segment.items()}
+        ),
+    }
 
 
 def _segments_markdown(segments: list[SegmentMetrics]) -> str:
@@ -155,6 +189,17 @@ def test_rows_as_expected(
     return record(mlflow, holdout_verdict(TEST_ROW_COUNT, validation_metrics, gates))
 
 
+@asset_check(
+    asset=validation_metrics,
+    blocking=True,
+    description="Holdout coverage of the prediction interval within the configured bounds",
+)
+def interval_coverage(
+    validation_metrics: HoldoutEvaluation, gates: GatesResource, mlflow: MlflowResource
+) -> AssetCheckResult:
+    return record(mlflow, holdout_verdict(INTERVAL_COVERAGE, validation_metrics, gates))
+
+
 @versioned_asset()
 def validation_report(
     context: AssetExecutionContext,
@@ -173,6 +218,11 @@ def validation_report(
     metrics = validation_metrics.metrics
 
     def render():
+        sections = {"Metrics per segment": segment_table_html(validation_metrics.segments)}
+        if trained_model.interval is not None and validation_metrics.interval is not None:
+            sections["Prediction interval"] = _interval_section(
+                trained_model, test, validation_metrics
+            )
         return render_validation_report(
             trained_model.pipeline,
             train[list(FEATURE_COLUMNS)],
@@ -181,7 +231,7 @@ def validation_report(
             test[TARGET_COLUMN],
             metrics=metrics.as_dict(),
             pipeline_description=trained_model.description,
-            extra_sections={"Metrics per segment": segment_table_html(validation_metrics.segments)},
+            extra_sections=sections,
         )
 
     result = run_cached(

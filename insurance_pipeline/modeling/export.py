@@ -19,8 +19,10 @@ import numpy as np
 from insurance_pipeline.data.schema import CATEGORIES, FEATURE_COLUMNS, SMOKER_CATEGORY
 from insurance_pipeline.features.numpy_dfs import DfsProgram
 from insurance_pipeline.features.transformer import DFS_STEP, IMPUTE_STEP
+from insurance_pipeline.modeling.intervals import ConformalInterval
 from insurance_pipeline.modeling.model import FEATURES_STEP, REGRESSOR_STEP
 from insurance_pipeline.serving.compiled import (
+    CompiledInterval,
     CompiledModel,
     Encoder,
     Forest,
@@ -306,12 +308,21 @@ def compile_regressor(
     return offset, tuple(forests), Linear(coef) if coef.any() else None
 
 
-def compile_pipeline(pipeline) -> CompiledModel:
+def compile_pipeline(pipeline, interval: ConformalInterval | None = None) -> CompiledModel:
     encoder = compile_features(pipeline.named_steps[FEATURES_STEP])
     offset, forests, linear = compile_regressor(
         pipeline.named_steps[REGRESSOR_STEP], encoder.n_features
     )
-    return CompiledModel(encoder, offset, forests, linear)
+    compiled_interval = None
+    if interval is not None:
+        scale = CompiledModel(encoder, *compile_regressor(interval.scale_model, encoder.n_features))
+        compiled_interval = CompiledInterval(
+            level=interval.level,
+            quantile=interval.quantile,
+            floor=interval.scale_floor,
+            scale=scale,
+        )
+    return CompiledModel(encoder, offset, forests, linear, interval=compiled_interval)
 
 
 # -- reference rows ------------------------------------------------------------------------
@@ -350,14 +361,22 @@ class ServingExport:
     model: CompiledModel
     reference_inputs: list[dict]
     reference_charges: np.ndarray  # the full training pipeline's predictions
+    reference_lower: np.ndarray | None = None  # its interval, where the model has one
+    reference_upper: np.ndarray | None = None
 
 
-def export_pipeline(pipeline) -> ServingExport:
-    """Compile `pipeline` and check it against the pipeline itself on the reference rows."""
-    model = compile_pipeline(pipeline)
+def export_pipeline(pipeline, interval: ConformalInterval | None = None) -> ServingExport:
+    """Compile `pipeline` (and its interval) and check it against the training objects
+    themselves on the reference rows."""
+    model = compile_pipeline(pipeline, interval)
     rows = reference_rows()
-    expected = np.asarray(pipeline.predict(training_frame(rows)), dtype=float)
-    problem = reference_mismatch(model, rows, expected)
+    frame = training_frame(rows)
+    expected = np.asarray(pipeline.predict(frame), dtype=float)
+    lower = upper = None
+    if interval is not None:
+        X = pipeline.named_steps[FEATURES_STEP].transform(frame)
+        lower, upper = interval.bounds(expected, X)
+    problem = reference_mismatch(model, rows, expected, lower, upper)
     if problem:
         raise UnsupportedForServing(f"the compiled model disagrees with the pipeline: {problem}")
-    return ServingExport(model, rows, expected)
+    return ServingExport(model, rows, expected, lower, upper)

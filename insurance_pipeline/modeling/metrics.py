@@ -100,6 +100,19 @@ class SegmentMetrics:
 
 
 @dataclass(frozen=True)
+class IntervalEvaluation:
+    """The interval on held-out rows: coverage overall and per segment, and widths."""
+
+    level: float
+    coverage: float
+    mean_width: float
+    median_width: float
+    coverage_by_segment: dict[str, float]
+    baseline_coverage: float
+    baseline_mean_width: float
+
+
+@dataclass(frozen=True)
 class HoldoutEvaluation:
     """What `validation_metrics` measured for one model on its held-out rows. Thresholds are
     not in here: the gates judge it under the settings in force."""
@@ -109,3 +122,4 @@ class HoldoutEvaluation:
     metrics: RegressionMetrics
     segments: list[SegmentMetrics]
     expected_test_rows: int
+    interval: IntervalEvaluation | None = None

@@ -11,6 +11,7 @@ import joblib
 from sklearn.pipeline import Pipeline
 
 from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.modeling.intervals import ConformalInterval
 
 MODEL_FILE = "model.joblib"
 # The trained pipeline's steps: the feature transformer, then the regressor TPOT chose.
@@ -25,6 +26,7 @@ class TrainedModel:
     data_version: str  # sha256 of the CSV the model was trained (and is judged) on
     model_key: str  # content hash of the fitted model: its identity in MLflow and in verdicts
     library_versions: dict[str, str] = field(default_factory=dict)
+    interval: ConformalInterval | None = None  # the calibrated prediction interval
 
 
 def assemble_model(transformer, regressor) -> Pipeline:
@@ -40,18 +42,22 @@ def build_trained_model(
     description: str,
     data_version: str,
     library_versions: dict[str, str],
+    interval: ConformalInterval | None = None,
 ) -> TrainedModel:
     """The one place a TrainedModel is made: its key hashes everything that defines it."""
     pipeline = assemble_model(transformer, regressor)
     rows = tuple(int(i) for i in train_row_ids)
-    key = joblib.hash({"pipeline": pipeline, "rows": rows, "data": data_version})
+    identity = {"pipeline": pipeline, "rows": rows, "data": data_version}
+    if interval is not None:
+        identity["interval"] = interval
     return TrainedModel(
         pipeline=pipeline,
         train_row_ids=rows,
         description=description,
         data_version=data_version,
-        model_key=key,
+        model_key=joblib.hash(identity),
         library_versions=dict(library_versions),
+        interval=interval,
     )
 
 

@@ -44,6 +44,50 @@ def _draw(plt, visualizer_cls, model, X_train, y_train, X_test, y_test) -> bytes
         plt.close(fig)
 
 
+def interval_plot_png(
+    y: np.ndarray, point: np.ndarray, lower: np.ndarray, upper: np.ndarray
+) -> bytes:
+    """Held-out rows sorted by prediction: the interval as a band, the truth as dots (red
+    outside the interval)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(point)
+    x = np.arange(len(order))
+    inside = (lower <= y) & (y <= upper)
+    with plt.rc_context({"font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans"]}):
+        fig, ax = plt.subplots(figsize=(7, 5))
+        try:
+            ax.fill_between(x, lower[order], upper[order], alpha=0.3, label="interval")
+            ax.plot(x, point[order], linewidth=1, label="prediction")
+            ok = inside[order]
+            ax.scatter(x[ok], y[order][ok], s=6, label="actual, inside")
+            ax.scatter(x[~ok], y[order][~ok], s=10, color="red", label="actual, outside")
+            ax.set_xlabel("held-out rows, by predicted charges")
+            ax.set_ylabel("charges ($)")
+            ax.set_title(f"Prediction interval: {inside.mean():.1%} of rows inside")
+            ax.legend(loc="upper left")
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+            return buffer.getvalue()
+        finally:
+            plt.close(fig)
+
+
+def interval_section_html(png: bytes, coverage_by_segment: dict[str, float]) -> str:
+    rows = "".join(
+        f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>"
+        for k, v in coverage_by_segment.items()
+    )
+    image = base64.b64encode(png).decode()
+    return (
+        f'<figure><img alt="interval" src="data:image/png;base64,{image}"></figure>'
+        f"<table><tr><th>segment</th><th>coverage</th></tr>{rows}</table>"
+    )
+
+
 def render_validation_report(
     model,
     X_train,

@@ -20,10 +20,18 @@ class GatesResource(ConfigurableResource):
     mae_tolerance: float = Field(
         default=_DEFAULT.mae_tolerance, ge=0, description="allowed relative MAE rise vs champion"
     )
+    coverage_low: float = Field(
+        default=_DEFAULT.coverage_low, ge=0, le=1, description="lowest holdout interval coverage"
+    )
+    coverage_high: float = Field(
+        default=_DEFAULT.coverage_high, ge=0, le=1, description="highest holdout interval coverage"
+    )
 
     def settings(self) -> GateSettings:
         return GateSettings(
             r2_floor=self.r2_floor,
             r2_tolerance=self.r2_tolerance,
             mae_tolerance=self.mae_tolerance,
+            coverage_low=self.coverage_low,
+            coverage_high=self.coverage_high,
         )

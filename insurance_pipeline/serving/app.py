@@ -33,6 +33,8 @@ its paths, bodies, health states and log records.
   `{"type", "messages"}`: 400 (a body that cannot be decoded), 404 (metadata of an unknown
   model), 408 (a body that did not arrive within SERVICE_BODY_TIMEOUT_SECONDS), 413 (a body
   over 64 KiB, or 1 MiB for the batch), 503 (no verified model is loaded).
+- `interval` in every prediction, after `charges`: `{"level": 0.9, "lower": …, "upper": …}`,
+  a conformal interval calibrated at training (lower <= charges <= upper, in cents).
 - Integral numbers (`18.0`) are accepted for integer fields, as JSON Schema counts them.
 - Extra fields in log records: both prediction records carry `action`,
   `model_qualified_name` and `model_version`; LOG_PREDICTION_INPUTS=false leaves the inputs

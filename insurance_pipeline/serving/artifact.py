@@ -68,13 +68,17 @@ def write_artifact(
     reference_inputs: list[dict],
     reference_charges,
     folder: Path,
+    reference_bounds: tuple | None = None,
     **manifest_fields,
 ) -> Manifest:
-    """Save the model with its reference rows, then its manifest, each written to a
-    temporary name first."""
+    """Save the model with its reference rows (and interval bounds), then its manifest, each
+    written to a temporary name first."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays = model.to_arrays() | rows_to_arrays(reference_inputs, _REFERENCE)
     arrays[f"{_REFERENCE}charges"] = np.asarray(reference_charges, dtype=float)
+    if reference_bounds is not None:
+        arrays[f"{_REFERENCE}lower"] = np.asarray(reference_bounds[0], dtype=float)
+        arrays[f"{_REFERENCE}upper"] = np.asarray(reference_bounds[1], dtype=float)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     tmp_model = folder / f".{MODEL_FILE}.tmp"
@@ -146,9 +150,12 @@ def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None)
         model = CompiledModel.from_arrays(arrays)
         rows = arrays_to_rows(arrays, _REFERENCE)
         expected = arrays[f"{_REFERENCE}charges"]
+        lower, upper = arrays.get(f"{_REFERENCE}lower"), arrays.get(f"{_REFERENCE}upper")
+        if model.interval is not None and lower is None:
+            raise ValueError("the model has an interval but no reference bounds")
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ArtifactError(f"model file {path} could not be loaded: {error!r}") from error
-    problem = reference_mismatch(model, rows, expected)
+    problem = reference_mismatch(model, rows, expected, lower, upper)
     if problem:
         raise ArtifactError(f"model file {path} fails its reference check: {problem}")
     return LoadedArtifact(model, manifest)

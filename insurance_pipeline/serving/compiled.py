@@ -129,6 +129,7 @@ class CompiledModel:
     offset: float  # weighted base scores and intercepts
     forests: tuple[Forest, ...] = ()
     linear: Linear | None = None
+    interval: CompiledInterval | None = None
 
     def predict_features(self, X: np.ndarray) -> np.ndarray:
         out = np.full(X.shape[0], self.offset)
@@ -145,6 +146,24 @@ class CompiledModel:
     def predict_one(self, row: Mapping) -> float:
         """Charges for one row: equal to `predict([row])[0]`, in about half the time."""
         return self.predict_feature_row(np.array(self.encoder.encode_row(row)))
+
+    def predict_with_interval(self, rows: Sequence[Mapping]) -> tuple[np.ndarray, ...]:
+        """(charges, lower, upper) for rows; the bounds are NaN without an interval."""
+        X = self.encoder.encode(rows)
+        point = self.predict_features(X)
+        if self.interval is None:
+            nan = np.full(len(point), np.nan)
+            return point, nan, nan
+        half = self.interval.half_widths(X)
+        return point, point - half, point + half
+
+    def predict_one_with_interval(self, row: Mapping) -> tuple[float, float, float]:
+        x = np.array(self.encoder.encode_row(row))
+        point = self.predict_feature_row(x)
+        if self.interval is None:
+            return point, float("nan"), float("nan")
+        half = self.interval.half_width_row(x)
+        return point, point - half, point + half
 
     def predict_feature_row(self, x: np.ndarray) -> float:
         """One row of features (features,) -> its prediction."""
@@ -174,26 +193,19 @@ class CompiledModel:
             "dfs_right": enc.dfs.right,
             "impute_means": enc.means,
             "code_fields": np.asarray([field for field, _ in enc.codes]),
-            "offset": np.float64(self.offset),
+            **_regressor_arrays(self, ""),
         }
         for field, table in enc.codes:
             arrays[f"codes_{field}_keys"] = np.asarray(list(table))
             arrays[f"codes_{field}_values"] = np.asarray(list(table.values()), dtype=float)
-        arrays["forests"] = np.int64(len(self.forests))
-        for i, f in enumerate(self.forests):
+        if self.interval is not None:
+            i = self.interval
             arrays |= {
-                f"forest{i}_feature": f.feature,
-                f"forest{i}_threshold": f.threshold,
-                f"forest{i}_children": f.children,
-                f"forest{i}_value": f.value,
-                f"forest{i}_roots": f.roots,
-                f"forest{i}_depth": np.int64(f.depth),
-                f"forest{i}_base": np.float64(f.base),
-                f"forest{i}_weight": np.float64(f.weight),
-                f"forest{i}_float32_sum": np.bool_(f.float32_sum),
+                "interval_level": np.float64(i.level),
+                "interval_quantile": np.float64(i.quantile),
+                "interval_floor": np.float64(i.floor),
+                **_regressor_arrays(i.scale, "scale_"),
             }
-        if self.linear is not None:
-            arrays["linear_coef"] = self.linear.coef
         return arrays
 
     @classmethod
@@ -214,22 +226,73 @@ class CompiledModel:
             )
             for field in a["code_fields"].tolist()
         )
-        forests = tuple(
-            Forest(
-                a[f"forest{i}_feature"],
-                a[f"forest{i}_threshold"],
-                a[f"forest{i}_children"],
-                a[f"forest{i}_value"],
-                a[f"forest{i}_roots"],
-                int(a[f"forest{i}_depth"]),
-                float(a[f"forest{i}_base"]),
-                float(a[f"forest{i}_weight"]),
-                bool(a[f"forest{i}_float32_sum"]),
+        encoder = Encoder(dfs, a["impute_means"], codes)
+        interval = None
+        if "interval_quantile" in a:
+            interval = CompiledInterval(
+                level=float(a["interval_level"]),
+                quantile=float(a["interval_quantile"]),
+                floor=float(a["interval_floor"]),
+                scale=cls(encoder, *_regressor_from(a, "scale_")),
             )
-            for i in range(int(a["forests"]))
+        return cls(encoder, *_regressor_from(a, ""), interval=interval)
+
+
+@dataclass(frozen=True, eq=False)
+class CompiledInterval:
+    """prediction ± quantile * max(scale(x), floor); `scale` reads the same features."""
+
+    level: float
+    quantile: float
+    floor: float
+    scale: CompiledModel
+
+    def half_width_row(self, x: np.ndarray) -> float:
+        return self.quantile * max(self.scale.predict_feature_row(x), self.floor)
+
+    def half_widths(self, X: np.ndarray) -> np.ndarray:
+        return self.quantile * np.maximum(self.scale.predict_features(X), self.floor)
+
+
+def _regressor_arrays(model: CompiledModel, prefix: str) -> dict[str, np.ndarray]:
+    arrays = {f"{prefix}offset": np.float64(model.offset)}
+    arrays[f"{prefix}forests"] = np.int64(len(model.forests))
+    for i, f in enumerate(model.forests):
+        p = f"{prefix}forest{i}_"
+        arrays |= {
+            f"{p}feature": f.feature,
+            f"{p}threshold": f.threshold,
+            f"{p}children": f.children,
+            f"{p}value": f.value,
+            f"{p}roots": f.roots,
+            f"{p}depth": np.int64(f.depth),
+            f"{p}base": np.float64(f.base),
+            f"{p}weight": np.float64(f.weight),
+            f"{p}float32_sum": np.bool_(f.float32_sum),
+        }
+    if model.linear is not None:
+        arrays[f"{prefix}linear_coef"] = model.linear.coef
+    return arrays
+
+
+def _regressor_from(a: Mapping[str, np.ndarray], prefix: str) -> tuple:
+    """(offset, forests, linear) stored under `prefix`."""
+    forests = tuple(
+        Forest(
+            a[f"{prefix}forest{i}_feature"],
+            a[f"{prefix}forest{i}_threshold"],
+            a[f"{prefix}forest{i}_children"],
+            a[f"{prefix}forest{i}_value"],
+            a[f"{prefix}forest{i}_roots"],
+            int(a[f"{prefix}forest{i}_depth"]),
+            float(a[f"{prefix}forest{i}_base"]),
+            float(a[f"{prefix}forest{i}_weight"]),
+            bool(a[f"{prefix}forest{i}_float32_sum"]),
         )
-        linear = Linear(a["linear_coef"]) if "linear_coef" in a else None
-        return cls(Encoder(dfs, a["impute_means"], codes), float(a["offset"]), forests, linear)
+        for i in range(int(a[f"{prefix}forests"]))
+    )
+    linear = Linear(a[f"{prefix}linear_coef"]) if f"{prefix}linear_coef" in a else None
+    return float(a[f"{prefix}offset"]), forests, linear
 
 
 def rows_to_arrays(rows: Sequence[Mapping], prefix: str) -> dict[str, np.ndarray]:
@@ -249,10 +312,26 @@ def arrays_to_rows(arrays: Mapping[str, np.ndarray], prefix: str) -> list[dict]:
 REFERENCE_TOLERANCE = 1e-6
 
 
-def reference_mismatch(model: CompiledModel, rows: Sequence[Mapping], expected) -> str | None:
-    """None when `model` reproduces `expected` on `rows`; otherwise what differs."""
-    got = model.predict(rows)
-    expected = np.asarray(expected, dtype=float)
+def reference_mismatch(
+    model: CompiledModel, rows: Sequence[Mapping], expected, lower=None, upper=None
+) -> str | None:
+    """None when `model` reproduces `expected` (and the interval bounds, when given) on
+    `rows`; otherwise what differs."""
+    point, low, high = model.predict_with_interval(rows)
+    for name, got, want in (
+        ("charges", point, expected),
+        ("lower", low, lower),
+        ("upper", high, upper),
+    ):
+        if want is None:
+            continue
+        problem = _mismatch(name, rows, got, np.asarray(want, dtype=float))
+        if problem:
+            return problem
+    return None
+
+
+def _mismatch(name: str, rows, got: np.ndarray, expected: np.ndarray) -> str | None:
     if got.shape != expected.shape:
         return f"{got.shape[0]} predictions for {expected.shape[0]} reference rows"
     error = np.abs(got - expected)
@@ -260,7 +339,7 @@ def reference_mismatch(model: CompiledModel, rows: Sequence[Mapping], expected) 
     if len(error) and not error[worst] <= REFERENCE_TOLERANCE:
         return (
             f"{int((error > REFERENCE_TOLERANCE).sum())} of {len(error)} reference rows differ "
-            f"by more than {REFERENCE_TOLERANCE:g}; worst: row {rows[worst]} gives "
+            f"by more than {REFERENCE_TOLERANCE:g} ({name}); worst: row {rows[worst]} gives "
             f"{got[worst]!r}, the training pipeline {expected[worst]!r}"
         )
     return None

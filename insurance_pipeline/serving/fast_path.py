@@ -41,7 +41,7 @@ class PredictionFastPath:
         except (ValueError, ValidationError):  # not JSON, or invalid: the app says why
             return await self.app(scope, _replay(message, receive), send)
         try:
-            status, payload = 200, charges_body(model.predict_logged(row))
+            status, payload = 200, charges_body(model.predict_logged(row))  # one Prediction
         except PredictionError as error:
             status, payload = 500, error_body("ServiceError", str(error))
         await send(

@@ -64,8 +64,19 @@ class InsuranceChargesModelInput(BaseModel):
     region: Region = Field(description="Region of residence in the US")
 
 
+class PredictionInterval(BaseModel):
+    """Our addition: a conformal interval that holds the charges with probability `level`."""
+
+    level: float = Field(description="Coverage the interval was calibrated for, e.g. 0.9")
+    lower: float = Field(description="Lower bound in dollars, 2 decimals (<= charges)")
+    upper: float = Field(description="Upper bound in dollars, 2 decimals (>= charges)")
+
+
 class InsuranceChargesModelOutput(BaseModel):
     charges: float = Field(description="Predicted yearly charges in dollars, 2 decimals")
+    interval: PredictionInterval | None = Field(
+        default=None, description="Our addition (clients of the original ignore it)"
+    )
 
 
 class ModelMetadata(BaseModel):

@@ -24,9 +24,34 @@ class PredictionError(RuntimeError):
     """The model could not produce a usable prediction (already logged)."""
 
 
-def charges_body(charges: float) -> bytes:
-    """The response body of a single prediction, as the original service wrote it."""
-    return b'{"charges":%s}' % repr(charges).encode()
+@dataclass(frozen=True)
+class Prediction:
+    """Charges in dollars (2 decimals) and, where the model has one, the interval around
+    them: lower <= charges <= upper holds after rounding (rounding keeps order)."""
+
+    charges: float
+    level: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+    def body(self) -> dict:
+        if self.level is None:
+            return {"charges": self.charges}
+        interval = {"level": self.level, "lower": self.lower, "upper": self.upper}
+        return {"charges": self.charges, "interval": interval}
+
+
+def charges_body(prediction: Prediction) -> bytes:
+    """The response body of a single prediction: the original's `charges`, then our
+    `interval`, which clients of the original ignore."""
+    if prediction.level is None:
+        return b'{"charges":%r}' % prediction.charges
+    return b'{"charges":%r,"interval":{"level":%r,"lower":%r,"upper":%r}}' % (
+        prediction.charges,
+        prediction.level,
+        prediction.lower,
+        prediction.upper,
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,28 +66,41 @@ class ServedModel:
     def version(self) -> str:
         return str(self.manifest.version)
 
-    def charges(self, rows: Sequence[Mapping]) -> list[float]:
-        """Charges in dollars, 2 decimals, for validated input rows."""
+    def predictions(self, rows: Sequence[Mapping]) -> list[Prediction]:
+        """Charges (and intervals) in dollars, 2 decimals, for validated input rows."""
         if len(rows) == 1:
-            values = [round(self.model.predict_one(rows[0]), 2)]
+            triples = [self.model.predict_one_with_interval(rows[0])]
         else:
-            values = [round(float(v), 2) for v in self.model.predict(rows)]
-        if not all(math.isfinite(v) for v in values):
-            raise ValueError("the model produced a non-finite prediction")
-        return values
+            triples = zip(*self.model.predict_with_interval(rows), strict=True)
+        interval = self.model.interval
+        found = []
+        for point, low, high in triples:
+            if not math.isfinite(point) or (interval and not math.isfinite(low + high)):
+                raise ValueError("the model produced a non-finite prediction")
+            if interval is None:
+                found.append(Prediction(round(float(point), 2)))
+            else:
+                found.append(
+                    Prediction(
+                        round(float(point), 2),
+                        interval.level,
+                        round(float(low), 2),
+                        round(float(high), 2),
+                    )
+                )
+        return found
 
-    def predict_logged(self, inputs: Mapping | list[Mapping]) -> float | list[float]:
-        """One row (-> float) or a batch (-> list), with its two prediction records."""
+    def predict_logged(self, inputs: Mapping | list[Mapping]) -> Prediction | list[Prediction]:
+        """One row (-> Prediction) or a batch (-> list), with its two prediction records."""
         self.log.requested(inputs)
         single = isinstance(inputs, Mapping)
         try:
-            values = self.charges([inputs] if single else inputs)
+            found = self.predictions([inputs] if single else inputs)
         except Exception as error:
             self.log.failed(error)
             raise PredictionError(f"prediction failed: {error}") from error
-        result = values[0] if single else values
-        self.log.created(result)
-        return result
+        self.log.created(found[0].charges if single else [p.charges for p in found])
+        return found[0] if single else found
 
 
 @dataclass

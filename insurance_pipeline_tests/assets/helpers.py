@@ -16,6 +16,7 @@ TRAINING_ASSETS = [
     "train_test_split",
     "feature_transformer",
     "tpot_pipeline",
+    "prediction_interval",
     "trained_model",
     "champion_comparison",
     "validation_metrics",

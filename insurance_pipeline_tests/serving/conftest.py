@@ -39,19 +39,31 @@ def trained_pipeline(insurance_frame):
 
 
 @pytest.fixture(scope="session")
-def artifact_dir(tmp_path_factory, trained_pipeline) -> Path:
+def trained_interval(insurance_frame, trained_pipeline):
+    """A real conformal interval for the fixture's model (3 folds: quick)."""
+    from insurance_pipeline.modeling.intervals import IntervalConfig, fit_conformal_interval
+
+    X = trained_pipeline.named_steps["features"].transform(insurance_frame[list(FEATURE_COLUMNS)])
+    spec = trained_pipeline.named_steps["regressor"]
+    return fit_conformal_interval(insurance_frame, X, spec, IntervalConfig(folds=3))
+
+
+@pytest.fixture(scope="session")
+def artifact_dir(tmp_path_factory, trained_pipeline, trained_interval) -> Path:
     folder = tmp_path_factory.mktemp("artifact")
-    export_artifact(trained_pipeline, folder, version=3)
+    export_artifact(trained_pipeline, folder, version=3, interval=trained_interval)
     return folder
 
 
-def export_artifact(pipeline, folder: Path, version: int = 1) -> Path:
-    export = export_pipeline(pipeline)
+def export_artifact(pipeline, folder: Path, version: int = 1, interval=None) -> Path:
+    export = export_pipeline(pipeline, interval)
+    bounds = None if interval is None else (export.reference_lower, export.reference_upper)
     write_artifact(
         export.model,
         export.reference_inputs,
         export.reference_charges,
         folder,
+        reference_bounds=bounds,
         model_name="insurance_charges_model",
         version=version,
     )

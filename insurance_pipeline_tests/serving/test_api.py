@@ -30,7 +30,7 @@ def test_prediction_matches_the_trained_pipeline(service, trained_pipeline):
     ):
         response = post(service, PREDICT, item)
         assert response.status_code == 200
-        assert response.json() == {"charges": expected_charges(trained_pipeline, item)}
+        assert response.json()["charges"] == expected_charges(trained_pipeline, item)
 
 
 def test_model_list_and_probes(service):
@@ -86,7 +86,7 @@ def test_integral_numbers_are_integers_as_in_json_schema(service, trained_pipeli
     item = {**VALID, "age": 40.0, "children": 2.0}
     response = post(service, PREDICT, item)
     assert response.status_code == 200, response.text
-    assert response.json() == {"charges": expected_charges(trained_pipeline, item)}
+    assert response.json()["charges"] == expected_charges(trained_pipeline, item)
 
 
 def test_missing_and_unknown_fields(service):
@@ -186,3 +186,27 @@ def test_a_batch_writes_one_pair_of_records_with_lists(service):
     ]
     assert len(requested) == 1 and len(created) == 1
     assert requested[0]["smoker"] == [False, True]
+
+
+def test_the_interval_is_the_trained_one_and_holds_the_charges(
+    service, trained_pipeline, trained_interval
+):
+    items = [
+        VALID,
+        {**VALID, "smoker": True, "age": 60, "bmi": 38.0},
+        {**VALID, "age": 18, "bmi": 15, "children": 0},
+    ]
+    single = [post(service, PREDICT, item).json() for item in items]
+    batch = post(service, BATCH, items).json()
+    assert single == batch
+    frame = pd.DataFrame([{**i, "smoker": "yes" if i["smoker"] else "no"} for i in items])
+    point = trained_pipeline.predict(frame)
+    X = trained_pipeline.named_steps["features"].transform(frame)
+    lower, upper = trained_interval.bounds(point, X)
+    for body, low, high in zip(single, lower, upper, strict=True):
+        interval = body["interval"]
+        assert interval["level"] == 0.9
+        assert interval["lower"] <= body["charges"] <= interval["upper"]
+        assert (interval["lower"], interval["upper"]) == (round(low, 2), round(high, 2))
+    widths = [b["interval"]["upper"] - b["interval"]["lower"] for b in single]
+    assert len(set(widths)) == len(widths)  # adaptive: each row its own width

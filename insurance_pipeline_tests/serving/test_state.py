@@ -19,10 +19,12 @@ class Broken:
     def __init__(self, model):
         self.model = model
 
-    def predict(self, rows):
+    interval = None
+
+    def predict_with_interval(self, rows):
         raise FloatingPointError("overflow in tree 7")
 
-    predict_one = predict
+    predict_one_with_interval = predict_with_interval
 
 
 def test_a_failing_model_logs_the_exception_and_answers_500(artifact_dir):

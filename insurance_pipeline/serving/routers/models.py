@@ -71,8 +71,8 @@ async def metadata(
 async def prediction(body: InsuranceChargesModelInput, model: ModelDep):
     """The fast path (`serving.fast_path`) answers well-formed requests before they get here;
     this route documents the endpoint and answers everything else."""
-    charges = model.predict_logged(body.__dict__)  # the fields, as model_dump() gives them
-    return Response(content=charges_body(charges), media_type="application/json")
+    prediction = model.predict_logged(body.__dict__)  # the fields, as model_dump() gives them
+    return Response(content=charges_body(prediction), media_type="application/json")
 
 
 @router.post(
@@ -86,7 +86,5 @@ async def batch_prediction(
 ):
     """Up to 1,000 inputs, each validated as the single endpoint does (1 MiB body cap). One
     "Prediction requested."/"Prediction created." pair for the request, as lists."""
-    charges = model.predict_logged([item.__dict__ for item in body])
-    return Response(
-        content=json.dumps([{"charges": c} for c in charges]), media_type="application/json"
-    )
+    found = model.predict_logged([item.__dict__ for item in body])
+    return Response(content=json.dumps([p.body() for p in found]), media_type="application/json")
