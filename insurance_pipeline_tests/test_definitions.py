@@ -13,7 +13,13 @@ EDGES = {
     "train_test_split": {"raw_insurance_data"},
     "feature_transformer": {"train_test_split"},
     "tpot_pipeline": {"train_test_split", "feature_transformer"},
-    "trained_model": {"train_test_split", "feature_transformer", "tpot_pipeline"},
+    "prediction_interval": {"train_test_split", "feature_transformer", "tpot_pipeline"},
+    "trained_model": {
+        "train_test_split",
+        "feature_transformer",
+        "tpot_pipeline",
+        "prediction_interval",
+    },
     "validation_metrics": {"train_test_split", "trained_model"},
     "validation_report": {"train_test_split", "trained_model", "validation_metrics"},
     "champion_comparison": {"train_test_split", "trained_model"},
@@ -55,6 +61,7 @@ def test_blocking_checks_and_code_versions():
         "r2_above_floor": True,
         "predictions_finite": True,
         "test_rows_as_expected": True,
+        "interval_coverage": True,
         "challenger_not_worse": True,
     }
     for asset in EDGES:

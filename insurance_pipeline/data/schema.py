@@ -18,6 +18,8 @@ CATEGORIES: dict[str, tuple[str, ...]] = {
     "smoker": ("no", "yes"),
     "region": ("northeast", "northwest", "southeast", "southwest"),
 }
+# The groups whose metrics and interval coverage are reported separately.
+SEGMENT_COLUMNS = ("smoker", "region", "sex")
 # The service takes `smoker` as a boolean; the table spells it as a category.
 SMOKER_CATEGORY = {True: "yes", False: "no"}
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from insurance_pipeline.data.schema import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.data.schema import FEATURE_COLUMNS, SEGMENT_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.modeling.metrics import IntervalEvaluation
 
 
@@ -132,8 +132,6 @@ def fit_conformal_interval(
 def evaluate_interval(
     interval: ConformalInterval, rows: pd.DataFrame, X: np.ndarray, point: np.ndarray
 ) -> IntervalEvaluation:
-    from insurance_pipeline.modeling.segments import SEGMENT_COLUMNS
-
     y = rows[TARGET_COLUMN].to_numpy(dtype=float)
     lower, upper = interval.bounds(point, X)
     inside = (lower <= y) & (y <= upper)

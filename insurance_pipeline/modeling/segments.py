@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from insurance_pipeline.data.schema import SEGMENT_COLUMNS
 from insurance_pipeline.modeling.metrics import Estimate, SegmentMetrics
-
-SEGMENT_COLUMNS = ("smoker", "region", "sex")
 
 
 def _scores(y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:  # by Estimate field

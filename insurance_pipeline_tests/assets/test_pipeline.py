@@ -46,7 +46,7 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     assert list(meta) == ASSETS
     assert all(meta[a]["cache"] == "miss" for a in CACHED)
     assert all(e.passed for e in result.get_asset_check_evaluations())
-    assert len(result.get_asset_check_evaluations()) == 5
+    assert len(result.get_asset_check_evaluations()) == 6  # with interval_coverage
     assert meta["champion_comparison"]["champion_version"] is None  # first model: no champion
     segments = meta["validation_metrics"]["segments"]
     for segment in ("smoker=yes", "smoker=no", "region=southwest", "sex=female"):
@@ -75,7 +75,10 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     assert 0.5 < metrics["r2"] <= 1 and metrics["test_rows"] == 268
     assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5, rel=1e-3)
     report = Path(meta["validation_report"]["file"]).read_text()
-    assert report.count("data:image/png;base64,") == 2 and "r2" in report
+    assert report.count("data:image/png;base64,") == 3 and "r2" in report  # + the interval
+    assert "Prediction interval" in report and "smoker=yes" in report
+    assert 0.8 <= metrics["interval_coverage"] <= 0.97
+    assert metrics["interval_mean_width"] > 0 and meta["prediction_interval"]["level"] == 0.9
     assert "Metrics per segment" in report and "smoker" in report
     assert "![residuals](data:image/png;base64," in meta["validation_report"]["plots"]
 
