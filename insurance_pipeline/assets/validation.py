@@ -39,7 +39,7 @@ from insurance_pipeline.modeling.metrics import (
     SegmentMetrics,
     regression_metrics,
 )
-from insurance_pipeline.modeling.model import FEATURES_STEP, TrainedModel
+from insurance_pipeline.modeling.model import FEATURES_STEP, REGRESSOR_STEP, TrainedModel
 from insurance_pipeline.resources import (
     GatesResource,
     InsuranceDataResource,
@@ -285,19 +285,23 @@ def compare_with_champion(
     mlflow: MlflowResource,
     champion: ChampionRef | None,
 ) -> ChampionComparison:
-    """Both models on the held-out rows neither trained on (the champion's file is checked
-    against its recorded sha256 before it is loaded)."""
-    from insurance_pipeline.modeling.challenger import score_both
+    """Both specs refitted on the same folds of every row of the data, each row scored by
+    both, with paired bootstrap intervals of the differences (modeling.challenger). The
+    champion's file is checked against its recorded sha256 before it is loaded."""
+    import pandas as pd
 
-    mine = theirs = None
+    from insurance_pipeline.modeling.challenger import cross_validated_comparison
+
+    mine = theirs = differences = None
     rows = 0
     if champion is not None:
-        champion_model, champion_rows = mlflow.load_version_model(
-            mlflow.get_version(champion.version)
+        champion_model, _ = mlflow.load_version_model(mlflow.get_version(champion.version))
+        mine, theirs, differences = cross_validated_comparison(
+            pd.concat([split.train, split.test]),
+            trained_model.pipeline.named_steps[REGRESSOR_STEP],
+            champion_model.named_steps[REGRESSOR_STEP],
         )
-        mine, theirs, rows = score_both(
-            trained_model.pipeline, champion_model, champion_rows, split.test
-        )
+        rows = differences.rows
     return ChampionComparison(
         model_key=trained_model.model_key,
         data_version=trained_model.data_version,
@@ -306,6 +310,7 @@ def compare_with_champion(
         challenger=mine,
         champion=theirs,
         rows=rows,
+        differences=differences,
     )
 
 
@@ -317,8 +322,8 @@ def champion_comparison(
     mlflow: MlflowResource,
     step_cache: StepCacheResource,
 ) -> Output[ChampionComparison]:
-    """The new model (challenger) and the current `champion`, scored on the same held-out rows
-    that the champion never trained on either."""
+    """The new model (challenger) and the current `champion`: both specs cross-validated on
+    the same folds of every row, with the paired differences' 95 % intervals."""
     champion = current_champion(mlflow, trained_model.model_key)
     result = run_cached(
         context,
@@ -339,6 +344,10 @@ def champion_comparison(
         if measured is not None:
             metadata[f"{side}_r2"] = round(measured.r2, 4)
             metadata[f"{side}_mae"] = round(measured.mae, 2)
+    if comparison.differences is not None:
+        d = comparison.differences
+        metadata["mae_difference_95"] = [round(d.mae.ci_low, 1), round(d.mae.ci_high, 1)]
+        metadata["r2_difference_95"] = [round(d.r2.ci_low, 4), round(d.r2.ci_high, 4)]
     return Output(comparison, data_version=data_version(result), metadata=metadata)
 
 

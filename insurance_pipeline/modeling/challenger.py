@@ -1,14 +1,37 @@
-"""Champion/challenger gate: both models scored on the same rows, none of which the champion
-trained on; the challenger may not be worse than the tolerance allows."""
+"""Champion/challenger gate, paired and aware of its own noise.
+
+Both specs (the champion's and the challenger's) are refitted on the same folds of every row
+the data holds and predict the fold they did not see, so each row has a prediction from each
+model: the comparison set is as large as the data allows. The differences in MAE and r2
+(challenger minus champion) get a paired bootstrap 95 % interval, and the challenger is
+rejected only when it is worse beyond the tolerance with 95 % confidence: its MAE difference
+interval lies wholly above the allowed rise, or its r2 difference interval wholly below the
+allowed drop."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
-from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
-from insurance_pipeline.modeling.metrics import GateResult, RegressionMetrics, regression_metrics
+from insurance_pipeline.data.contract import TARGET_COLUMN
+from insurance_pipeline.modeling.metrics import (
+    Estimate,
+    GateResult,
+    RegressionMetrics,
+    regression_metrics,
+)
+
+
+@dataclass(frozen=True)
+class PairedDifferences:
+    """Challenger minus champion on the same rows, with paired bootstrap intervals."""
+
+    mae: Estimate
+    r2: Estimate
+    rows: int
+    level: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -29,27 +52,50 @@ class ChampionComparison:
     challenger: RegressionMetrics | None
     champion: RegressionMetrics | None
     rows: int
+    differences: PairedDifferences | None = None
 
 
-def eligible_rows(test_row_ids: list[int], champion_train_row_ids: list[int]) -> list[int]:
-    """The challenger's held-out rows that the champion never saw either."""
-    seen = set(champion_train_row_ids)
-    return [i for i in test_row_ids if i not in seen]
+def paired_differences(
+    y, challenger_pred, champion_pred, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> PairedDifferences:
+    """MAE and r2 differences (challenger - champion), each row resampled with both of its
+    predictions, so what the rows share cancels out."""
+    y = np.asarray(y, dtype=float)
+    a, b = np.asarray(challenger_pred, dtype=float), np.asarray(champion_pred, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(n_boot, len(y)))
+
+    def mae(p, rows):
+        return np.abs(y[rows] - p[rows]).mean(axis=-1)
+
+    def r2(p, rows):
+        yy = y[rows]
+        sst = ((yy - yy.mean(axis=-1, keepdims=True)) ** 2).sum(axis=-1)
+        return 1 - ((yy - p[rows]) ** 2).sum(axis=-1) / sst
+
+    everything = np.arange(len(y))
+    tail = (1 - level) / 2 * 100
+    out = {}
+    for name, score in (("mae", mae), ("r2", r2)):
+        draws = score(a, idx) - score(b, idx)
+        low, high = np.percentile(draws, [tail, 100 - tail])
+        point = float(score(a, everything) - score(b, everything))
+        out[name] = Estimate(point, float(low), float(high))
+    return PairedDifferences(mae=out["mae"], r2=out["r2"], rows=len(y), level=level)
 
 
-def score_both(
-    challenger_model, champion_model, champion_train_rows, test: pd.DataFrame
-) -> tuple[RegressionMetrics | None, RegressionMetrics | None, int]:
-    """Both models on the held-out rows neither trained on: (challenger, champion, rows)."""
-    rows = eligible_rows([int(i) for i in test.index], champion_train_rows)
-    if len(rows) < 2:
-        return None, None, len(rows)
-    scored = test.loc[rows]
-    features, truth = scored[list(FEATURE_COLUMNS)], scored[TARGET_COLUMN]
+def cross_validated_comparison(
+    frame: pd.DataFrame, challenger_spec, champion_spec, *, folds: int = 5, seed: int = 0
+) -> tuple[RegressionMetrics, RegressionMetrics, PairedDifferences]:
+    """Both specs refitted on the same folds of `frame`; every row scored by both."""
+    from insurance_pipeline.modeling.intervals import out_of_fold_predictions
+
+    truth = frame[TARGET_COLUMN].to_numpy(dtype=float)
+    mine = out_of_fold_predictions(frame, challenger_spec, folds, seed)
+    theirs = out_of_fold_predictions(frame, champion_spec, folds, seed)
     return (
-        regression_metrics(truth, challenger_model.predict(features)),
-        regression_metrics(truth, champion_model.predict(features)),
-        len(rows),
+        regression_metrics(truth, mine),
+        regression_metrics(truth, theirs),
+        paired_differences(truth, mine, theirs, seed=seed),
     )
 
 
@@ -58,7 +104,9 @@ def challenger_gate(
     champion: RegressionMetrics | None,
     tolerance: Tolerance,
     champion_version: int | None,
+    differences: PairedDifferences | None = None,
 ) -> GateResult:
+    """Without `differences` (no bootstrap), the intervals are the point differences."""
     if champion_version is None:
         return GateResult(
             "challenger_not_worse", True, "no other champion to compare with: the gate passes"
@@ -67,24 +115,39 @@ def challenger_gate(
         return GateResult(
             "challenger_not_worse",
             False,
-            f"cannot compare with champion v{champion_version}: fewer than 2 rows that neither "
-            "model trained on",
+            f"cannot compare with champion v{champion_version}: fewer than 2 rows to compare on",
         )
-    r2_floor = champion.r2 - tolerance.r2_drop
-    mae_ceiling = champion.mae * (1 + tolerance.mae_rise)
+    if differences is None:
+        mae_diff = challenger.mae - champion.mae
+        r2_diff = challenger.r2 - champion.r2
+        differences = PairedDifferences(
+            Estimate(mae_diff, mae_diff, mae_diff),
+            Estimate(r2_diff, r2_diff, r2_diff),
+            challenger.n_rows,
+        )
+    allowed_rise = champion.mae * tolerance.mae_rise
+    confident = (
+        f"with {differences.level:.0%} confidence"
+        if differences.mae.ci_low < differences.mae.ci_high
+        else ""
+    )
     problems = []
-    if challenger.r2 < r2_floor:
+    if differences.r2.ci_high < -tolerance.r2_drop:
         problems.append(
-            f"r2 {challenger.r2:.4f} < champion's {champion.r2:.4f} - {tolerance.r2_drop}"
+            f"r2 {challenger.r2:.4f} < champion's {champion.r2:.4f} - {tolerance.r2_drop} "
+            f"{confident}".rstrip()
         )
-    if challenger.mae > mae_ceiling:
+    if differences.mae.ci_low > allowed_rise:
         problems.append(
-            f"MAE {challenger.mae:,.1f} > champion's {champion.mae:,.1f} x {1 + tolerance.mae_rise}"
+            f"MAE {challenger.mae:,.1f} > champion's {champion.mae:,.1f} x "
+            f"{1 + tolerance.mae_rise} {confident}".rstrip()
         )
     summary = (
-        f"on {challenger.n_rows} rows neither model trained on: challenger r2 "
-        f"{challenger.r2:.4f} / MAE {challenger.mae:,.1f} vs champion v{champion_version} r2 "
-        f"{champion.r2:.4f} / MAE {champion.mae:,.1f}"
+        f"on {differences.rows} rows: challenger r2 {challenger.r2:.4f} / MAE "
+        f"{challenger.mae:,.1f} vs champion v{champion_version} r2 {champion.r2:.4f} / MAE "
+        f"{champion.mae:,.1f}; difference MAE {differences.mae.value:+,.1f} "
+        f"[{differences.mae.ci_low:+,.1f}, {differences.mae.ci_high:+,.1f}], r2 "
+        f"{differences.r2.value:+.4f} [{differences.r2.ci_low:+.4f}, {differences.r2.ci_high:+.4f}]"
     )
     if problems:
         return GateResult(

@@ -105,7 +105,11 @@ def judge_evaluation(gate: str, evaluation: HoldoutEvaluation, settings: GateSet
 def judge_comparison(comparison: ChampionComparison, settings: GateSettings) -> GateResult:
     tolerance = Tolerance(r2_drop=settings.r2_tolerance, mae_rise=settings.mae_tolerance)
     return challenger_gate(
-        comparison.challenger, comparison.champion, tolerance, comparison.champion_version
+        comparison.challenger,
+        comparison.champion,
+        tolerance,
+        comparison.champion_version,
+        comparison.differences,
     )
 
 
