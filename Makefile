@@ -56,8 +56,8 @@ bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + servic
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.settings import get_settings as g; print(g().serving_artifact_dir)')
 	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
 
-bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model (writes README)
-	$(PY) benchmarks/bench_model.py --update-readme
+bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes README)
+	$(PY) benchmarks/bench_model.py --update-readme $(if $(NESTED),--nested)
 
 base-image: install  ## the Debian bookworm base image for buildah builds (debootstrap, cached)
 	$(PY) -m insurance_pipeline.deploy.base_image

@@ -15,20 +15,13 @@ from functools import cached_property
 
 import numpy as np
 
-from insurance_pipeline.features.spec import IDENTITY, FeatureSpec, feature_name
+from insurance_pipeline.features.spec import DFS_PRIMITIVES, IDENTITY, FeatureSpec, feature_name
 
 NAN = float("nan")
 
-# The order is the code stored in serving artifacts: append, never reorder.
-OPERATIONS = (
-    IDENTITY,
-    "add_numeric",
-    "subtract_numeric",
-    "multiply_numeric",
-    "divide_numeric",
-    "greater_than",
-    "less_than",
-)
+# An operation's position is the code stored in serving artifacts (so DFS_PRIMITIVES may
+# only grow at its end).
+OPERATIONS = (IDENTITY, *DFS_PRIMITIVES)
 
 
 def _divide(a: float, b: float) -> float:

@@ -7,6 +7,7 @@ the spec is plain tuples so it pickles without featuretools.
 from __future__ import annotations
 
 DFS_INPUT_COLUMNS = ("age", "bmi", "children")
+# Append only: serving artifacts store a primitive by its position (features.numpy_dfs).
 DFS_PRIMITIVES = (
     "add_numeric",
     "subtract_numeric",

@@ -22,6 +22,7 @@ from insurance_pipeline.serving.artifact import MODEL_FILE
 from insurance_pipeline_tests.assets.helpers import deploy, materialize, step_failures
 from insurance_pipeline_tests.conftest import tiny_run_config
 from insurance_pipeline_tests.serving.conftest import free_port, start_service, stop
+from insurance_pipeline_tests.serving.test_isolation import BLOCKED
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 IMAGE_NAME = "insurance-charges-model"
@@ -33,21 +34,8 @@ ORIGINAL_EXAMPLE = {
     "smoker": True,
     "region": "southwest",
 }
-# Nothing for training in the image: the model is compiled to numpy arrays.
-TRAINING_ONLY = (
-    "dagster",
-    "tpot",
-    "featuretools",
-    "mlflow",
-    "sklearn",
-    "lightgbm",
-    "xgboost",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "pip",
-    "setuptools",
-)
+# Nothing for training in the image (the model is compiled to numpy arrays), nor an installer.
+TRAINING_ONLY = (*BLOCKED, "pip", "setuptools")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import pytest
 from insurance_pipeline.settings import DEFAULT_ROOT
 from insurance_pipeline_tests.serving.conftest import SERVING_VENV_PYTHON
 
+# Training libraries: none of them in the service's process, install or image.
 BLOCKED = (
     "dagster",
     "tpot",
