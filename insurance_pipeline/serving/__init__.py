@@ -1,2 +1,2 @@
-"""The model service. Imports neither dagster, tpot, featuretools nor mlflow: it reads one
-joblib file of plain scikit-learn/xgboost/lightgbm objects and its JSON manifest."""
+"""The model service. Imports numpy, FastAPI, uvicorn and pydantic only (no training library):
+it reads `model.npz`, the trained pipeline compiled to arrays, and its JSON manifest."""
