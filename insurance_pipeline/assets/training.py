@@ -175,7 +175,7 @@ def prediction_interval(
         step_cache.store(),
         fit,
         config=config.model_dump(),
-        libraries=sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES)),
+        libraries=sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["mapie"])),
     )
     interval: ConformalInterval = result.value
     return Output(
@@ -191,7 +191,7 @@ def prediction_interval(
     )
 
 
-MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mlflow"]))
+MODEL_LIBRARIES = sorted(set(FEATURE_LIBRARIES + SEARCH_LIBRARIES + ["joblib", "mapie", "mlflow"]))
 
 
 @versioned_asset()

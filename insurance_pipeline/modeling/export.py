@@ -361,13 +361,13 @@ class ServingExport:
     model: CompiledModel
     reference_inputs: list[dict]
     reference_charges: np.ndarray  # the full training pipeline's predictions
-    reference_lower: np.ndarray | None = None  # its interval, where the model has one
+    reference_lower: np.ndarray | None = None  # MAPIE's interval, where the model has one
     reference_upper: np.ndarray | None = None
 
 
 def export_pipeline(pipeline, interval: ConformalInterval | None = None) -> ServingExport:
-    """Compile `pipeline` (and its interval) and check it against the training objects
-    themselves on the reference rows."""
+    """Compile `pipeline` (and its interval) and check it on the reference rows against the
+    training pipeline's own predictions and the intervals MAPIE computes for them."""
     model = compile_pipeline(pipeline, interval)
     rows = reference_rows()
     frame = training_frame(rows)

@@ -1,5 +1,6 @@
-"""Conformal intervals: calibrated out of fold, adaptive, and the non-adaptive baseline equal
-to MAPIE's cross-conformal interval on the same folds."""
+"""Conformal intervals: calibrated out of fold, adaptive, computed by MAPIE from our
+out-of-fold numbers, and the non-adaptive baseline equal to MAPIE's own cross-conformal
+interval on the same folds."""
 
 import numpy as np
 import pytest
@@ -9,8 +10,8 @@ from sklearn.model_selection import KFold
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.features.transformer import build_feature_transformer
 from insurance_pipeline.modeling.intervals import (
+    Calibration,
     IntervalConfig,
-    conformal_quantile,
     evaluate_interval,
     fit_conformal_interval,
 )
@@ -36,10 +37,33 @@ def fitted(halves):
     return model, interval
 
 
-def test_conformal_quantile_keeps_the_finite_sample_guarantee():
-    scores = np.arange(1, 101, dtype=float)  # n = 100
-    assert conformal_quantile(scores, 0.9) == 91.0  # ceil(101 * 0.9) = the 91st smallest
-    assert conformal_quantile(scores[:5], 0.9) == 5.0  # rank clipped to the largest
+def test_mapie_keeps_the_finite_sample_rank():
+    calibration = Calibration(
+        targets=np.arange(1, 101, dtype=float), predictions=np.zeros(100), scales=np.ones(100)
+    )
+    lower, upper = calibration.mapie_bounds(0.9, np.array([0.0, 10.0]), np.array([1.0, 2.0]))
+    # ceil(101 * 0.9) = the 91st smallest score, times each point's own scale
+    np.testing.assert_array_equal(lower, [-91.0, 10.0 - 182.0])
+    np.testing.assert_array_equal(upper, [91.0, 10.0 + 182.0])
+    lower, upper = calibration.mapie_bounds(0.9, np.array([10.0]), None)  # the baseline
+    np.testing.assert_array_equal([lower[0], upper[0]], [10.0 - 91.0, 10.0 + 91.0])
+
+
+def test_the_quantile_ranks_the_out_of_fold_normalized_residuals(fitted):
+    _, interval = fitted
+    calibration = interval.calibration
+    assert interval.calibration_rows == 900
+    scores = np.sort(np.abs(calibration.targets - calibration.predictions) / calibration.scales)
+    assert interval.quantile == scores[int(np.ceil(901 * 0.9)) - 1]
+    assert calibration.scales.min() >= interval.scale_floor
+
+
+def test_too_few_rows_for_the_level_is_refused_by_name(halves):
+    train, _ = halves
+    rows = train.iloc[:8]
+    X = build_feature_transformer().fit_transform(rows[list(FEATURE_COLUMNS)])
+    with pytest.raises(ValueError, match="at level 0.9; got 8 training rows"):
+        fit_conformal_interval(rows, X, SPEC, IntervalConfig(folds=2))
 
 
 def test_the_interval_covers_the_held_out_rows_and_adapts(halves, fitted):
