@@ -85,6 +85,17 @@ def test_a_model_that_misses_its_reference_rows_is_refused(artifact_dir, tmp_pat
         load_artifact(folder)
 
 
+def test_an_interval_that_misses_its_reference_bounds_is_refused(artifact_dir, tmp_path):
+    folder = copy_of(artifact_dir, tmp_path)
+
+    def widen(arrays):
+        arrays["interval_quantile"] = arrays["interval_quantile"] * (1 + 1e-6)
+
+    rewrite_arrays(folder, widen)
+    with pytest.raises(ArtifactError, match=r"reference rows differ by more than 1e-06 \(lower\)"):
+        load_artifact(folder)
+
+
 def test_pickled_objects_in_the_file_are_refused(artifact_dir, tmp_path):
     folder = copy_of(artifact_dir, tmp_path)
     rewrite_arrays(folder, lambda a: a.update(offset=np.array([object()], dtype=object)))
