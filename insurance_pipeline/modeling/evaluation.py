@@ -4,6 +4,8 @@ transformer is fitted inside each fold, then a fresh copy of the chosen regresso
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
@@ -11,7 +13,6 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 from sklearn.model_selection import RepeatedKFold
 
 from insurance_pipeline.data.contract import FEATURE_COLUMNS, TARGET_COLUMN
-from insurance_pipeline.data.schema import SEGMENT_COLUMNS
 
 
 def _fold(frame: pd.DataFrame, spec, train_idx, test_idx, interval_config=None) -> dict:
@@ -30,39 +31,20 @@ def _fold(frame: pd.DataFrame, spec, train_idx, test_idx, interval_config=None) 
         "mae": float(mean_absolute_error(truth, predicted)),
     }
     if interval_config is not None:
-        from insurance_pipeline.modeling.intervals import fit_conformal_interval
+        from insurance_pipeline.modeling.intervals import fit_conformal_interval, interval_rows
 
         interval = fit_conformal_interval(train, X_train, spec, interval_config)
-        lower, upper = interval.bounds(predicted, X_test)
-        scores["interval_rows"] = {
-            "inside": (lower <= truth) & (truth <= upper),
-            "width": upper - lower,
-            "baseline_inside": np.abs(truth - predicted) <= interval.baseline_half_width,
-            "baseline_width": np.full(len(truth), 2 * interval.baseline_half_width),
-            **{c: test[c].to_numpy() for c in SEGMENT_COLUMNS},
-        }
+        scores["interval_rows"] = interval_rows(interval, test, X_test, predicted)
     return scores
 
 
-def _interval_summary(folds: list[dict], level: float) -> dict:
-    """Pooled over every held-out row of every fold."""
-    rows = {
-        k: np.concatenate([f["interval_rows"][k] for f in folds]) for k in folds[0]["interval_rows"]
-    }
-    inside = rows["inside"]
-    by_segment = {
-        f"{c}={v}": float(inside[rows[c] == v].mean())
-        for c in SEGMENT_COLUMNS
-        for v in sorted(set(rows[c].tolist()))
-    }
+def _mean_std(folds: list[dict], names: tuple[str, ...]) -> dict:
     return {
-        "level": level,
-        "coverage": float(inside.mean()),
-        "coverage_by_segment": by_segment,
-        "mean_width": float(rows["width"].mean()),
-        "median_width": float(np.median(rows["width"])),
-        "baseline_mean_width": float(rows["baseline_width"].mean()),
-        "baseline_coverage": float(rows["baseline_inside"].mean()),
+        name: {
+            "mean": float(np.mean([f[name] for f in folds])),
+            "std": float(np.std([f[name] for f in folds], ddof=1)),
+        }
+        for name in names
     }
 
 
@@ -84,15 +66,12 @@ def cross_validate(
     scores = Parallel(n_jobs=n_jobs)(
         delayed(_fold)(frame, spec, tr, te, interval_config) for tr, te in folds.split(frame)
     )
-    summary = {
-        name: {
-            "mean": float(np.mean([s[name] for s in scores])),
-            "std": float(np.std([s[name] for s in scores], ddof=1)),
-        }
-        for name in ("r2", "rmse", "mae")
-    }
+    summary = _mean_std(scores, ("r2", "rmse", "mae"))
     if interval_config is not None:
-        summary["interval"] = _interval_summary(scores, interval_config.level)
+        from insurance_pipeline.modeling.intervals import summarize_interval
+
+        pooled = pd.concat([s["interval_rows"] for s in scores], ignore_index=True)
+        summary["interval"] = asdict(summarize_interval(pooled, interval_config.level))
     return {**summary, "folds": len(scores), "rows": len(frame)}
 
 
@@ -129,10 +108,4 @@ def nested_cross_validate(
         if progress:
             last = folds[-1]
             progress(f"outer fold {k + 1}/{n_splits}: r2 {last['r2']:.4f} MAE {last['mae']:,.0f}")
-    return {
-        name: {
-            "mean": float(np.mean([f[name] for f in folds])),
-            "std": float(np.std([f[name] for f in folds], ddof=1)),
-        }
-        for name in ("r2", "mae")
-    } | {"folds": folds}
+    return _mean_std(folds, ("r2", "mae")) | {"folds": folds}

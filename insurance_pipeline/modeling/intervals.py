@@ -187,25 +187,45 @@ def fit_conformal_interval(
     )
 
 
+def interval_rows(
+    interval: ConformalInterval, rows: pd.DataFrame, X: np.ndarray, point: np.ndarray
+) -> pd.DataFrame:
+    """One line per held-out row: whether the interval and the baseline hold its charges,
+    their widths, and the row's segments (what `summarize_interval` pools)."""
+    y = rows[TARGET_COLUMN].to_numpy(dtype=float)
+    lower, upper = interval.bounds(point, X)
+    return pd.DataFrame(
+        {
+            "inside": (lower <= y) & (y <= upper),
+            "width": upper - lower,
+            "baseline_inside": np.abs(y - point) <= interval.baseline_half_width,
+            "baseline_width": np.full(len(y), 2 * interval.baseline_half_width),
+            **{column: rows[column].to_numpy() for column in SEGMENT_COLUMNS},
+        }
+    )
+
+
+def summarize_interval(table: pd.DataFrame, level: float) -> IntervalEvaluation:
+    """Coverage overall and per segment, and widths, over the lines of `interval_rows`
+    (one model's held-out rows, or several folds' concatenated)."""
+    inside = table["inside"].to_numpy()
+    by_segment = {
+        f"{column}={value}": float(inside[(table[column] == value).to_numpy()].mean())
+        for column in SEGMENT_COLUMNS
+        for value in sorted(table[column].unique())
+    }
+    return IntervalEvaluation(
+        level=level,
+        coverage=float(inside.mean()),
+        mean_width=float(table["width"].mean()),
+        median_width=float(np.median(table["width"])),
+        coverage_by_segment=by_segment,
+        baseline_coverage=float(table["baseline_inside"].mean()),
+        baseline_mean_width=float(table["baseline_width"].mean()),
+    )
+
+
 def evaluate_interval(
     interval: ConformalInterval, rows: pd.DataFrame, X: np.ndarray, point: np.ndarray
 ) -> IntervalEvaluation:
-    y = rows[TARGET_COLUMN].to_numpy(dtype=float)
-    lower, upper = interval.bounds(point, X)
-    inside = (lower <= y) & (y <= upper)
-    width = upper - lower
-    by_segment = {
-        f"{column}={value}": float(inside[(rows[column] == value).to_numpy()].mean())
-        for column in SEGMENT_COLUMNS
-        for value in sorted(rows[column].unique())
-    }
-    baseline_inside = np.abs(y - point) <= interval.baseline_half_width
-    return IntervalEvaluation(
-        level=interval.level,
-        coverage=float(inside.mean()),
-        mean_width=float(width.mean()),
-        median_width=float(np.median(width)),
-        coverage_by_segment=by_segment,
-        baseline_coverage=float(baseline_inside.mean()),
-        baseline_mean_width=2 * interval.baseline_half_width,
-    )
+    return summarize_interval(interval_rows(interval, rows, X, point), interval.level)

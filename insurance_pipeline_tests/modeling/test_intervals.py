@@ -99,3 +99,20 @@ def test_the_baseline_equals_mapie_cross_conformal_on_the_same_folds(halves, fit
     _, bounds = mapie.predict_interval(test[list(FEATURE_COLUMNS)])
     half_widths = (bounds[:, 1, 0] - bounds[:, 0, 0]) / 2
     np.testing.assert_allclose(half_widths, interval.baseline_half_width, rtol=1e-9)
+
+
+def test_cross_validation_pools_the_interval_over_every_held_out_row(insurance_frame):
+    from insurance_pipeline.modeling.evaluation import cross_validate
+
+    cv = cross_validate(
+        insurance_frame, SPEC, n_splits=2, n_repeats=1, n_jobs=1, interval_config=IntervalConfig()
+    )
+    found = cv["interval"]
+    assert 0.85 <= found["coverage"] <= 0.95, found
+    # pooled over all rows: a count of covered rows out of every row
+    covered = found["coverage"] * len(insurance_frame)
+    assert abs(covered - round(covered)) < 1e-6
+    assert set(found["coverage_by_segment"]) >= {"smoker=yes", "smoker=no"}
+    assert found["coverage_by_segment"]["smoker=yes"] >= 0.8
+    assert found["mean_width"] < found["baseline_mean_width"]
+    assert abs(found["coverage"] - found["baseline_coverage"]) < 0.05
