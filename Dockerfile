@@ -17,10 +17,15 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_CERT=/etc/ssl/certs/ca-certificates.crt
 WORKDIR /src
-COPY pyproject.toml constraints.txt README.md ./
-COPY insurance_pipeline ./insurance_pipeline
-# Base dependencies only (numpy, FastAPI, uvicorn, pydantic): no training library. Then no
-# installer either, and bytecode compiled once here instead of at every start.
+# The service's own distribution (deploy/service/pyproject.toml): the service and the
+# vocabulary it shares with training; no training code, no training library.
+COPY constraints.txt ./
+COPY deploy/service/pyproject.toml ./pyproject.toml
+COPY insurance_pipeline/__init__.py ./insurance_pipeline/
+COPY insurance_pipeline/domain ./insurance_pipeline/domain
+COPY insurance_pipeline/serving ./insurance_pipeline/serving
+# Its dependencies only (numpy, FastAPI, uvicorn, pydantic). Then no installer either, and
+# bytecode compiled once here instead of at every start.
 RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir -c constraints.txt . \
     && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \

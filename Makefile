@@ -36,8 +36,10 @@ run: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every training asset (
 test: install  ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: install  ## ruff
-	$(VENV)/bin/ruff check insurance_pipeline insurance_pipeline_tests benchmarks
+lint: install  ## ruff, the layer contracts (import-linter) and `dg check defs`
+	$(VENV)/bin/ruff check insurance_pipeline insurance_pipeline_tests benchmarks tooling
+	$(VENV)/bin/lint-imports
+	DAGSTER_HOME=$$(mktemp -d) $(VENV)/bin/dg check defs
 
 ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -60,16 +62,21 @@ bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default mod
 	$(PY) benchmarks/bench_model.py --update-readme $(if $(NESTED),--nested)
 
 base-image: install  ## the Debian bookworm base image for buildah builds (debootstrap, cached)
-	$(PY) -m insurance_pipeline.deploy.base_image
+	$(PY) -m tooling.images
 
 serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base deps only, as in the image)
 
 # Built by `make install`, never on first use: `make serve` runs the service from it, so what
-# is measured and tested is what the image ships (numpy, FastAPI, uvicorn, pydantic).
-$(SERVING_VENV)/.installed: pyproject.toml constraints.txt
+# is measured and tested is what the image ships: the service's own distribution
+# (deploy/service/pyproject.toml, staged as the Dockerfile copies it) and its dependencies.
+SERVICE_SOURCES := $(shell find insurance_pipeline/serving insurance_pipeline/domain -name '*.py') \
+	insurance_pipeline/__init__.py deploy/service/pyproject.toml constraints.txt
+$(SERVING_VENV)/.installed: $(STAMP) $(SERVICE_SOURCES)
 	@test -x $(SERVING_VENV)/bin/python || $(PYTHON) -m venv $(SERVING_VENV)
 	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24,<27"
-	$(SERVING_VENV)/bin/python -m pip install --quiet -c constraints.txt -e .
+	$(PY) -m insurance_pipeline.deploy.plan stage-service build/service >/dev/null
+	$(SERVING_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps build/service
+	$(SERVING_VENV)/bin/python -m pip install --quiet -c constraints.txt build/service
 	@touch $@
 
 serve: install  ## serve the `champion` model on 127.0.0.1:8000 (SERVICE_HOST/SERVICE_PORT)
@@ -77,7 +84,7 @@ serve: install  ## serve the `champion` model on 127.0.0.1:8000 (SERVICE_HOST/SE
 	exec $(SERVING_VENV)/bin/python -m insurance_pipeline.serving
 
 contract: install  ## regenerate service_contract.yaml from the app
-	$(PY) -m insurance_pipeline.serving.contract
+	$(PY) -m tooling.contract
 
 clean-cache: install  ## prune the step cache (CACHE_MAX_BYTES / CACHE_MAX_AGE_DAYS keep some)
 	$(PY) -m insurance_pipeline.cli clean-cache $(if $(CACHE_MAX_BYTES),--max-bytes $(CACHE_MAX_BYTES)) $(if $(CACHE_MAX_AGE_DAYS),--max-age-days $(CACHE_MAX_AGE_DAYS))

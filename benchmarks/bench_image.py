@@ -25,11 +25,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _readme import update_readme_section  # noqa: E402
 
-from insurance_pipeline.deploy.base_image import ensure_base_image  # noqa: E402
-from insurance_pipeline.deploy.container import image_size_bytes, running_image  # noqa: E402
 from insurance_pipeline.deploy.plan import DeployTarget, build_command, stage_build_context  # noqa: E402
 from insurance_pipeline.resources import MlflowResource  # noqa: E402
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG  # noqa: E402
+from tooling.container import image_size_bytes, running_image  # noqa: E402
+from tooling.images import ensure_base_image  # noqa: E402
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 READY = "/api/health/ready"

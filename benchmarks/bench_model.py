@@ -53,8 +53,8 @@ def chosen_spec_and_holdout(run_args: list[str]):
 
 def nested_section(frame, result: dict) -> str:
     """The whole default-budget search inside each of 5 outer folds (NESTED=1)."""
-    from insurance_pipeline.modeling.evaluation import nested_cross_validate
-    from insurance_pipeline.modeling.search import SearchBudget
+    from insurance_pipeline.core.modeling.evaluation import nested_cross_validate
+    from insurance_pipeline.core.modeling.search import SearchBudget
 
     started = time.perf_counter()
     nested = nested_cross_validate(
@@ -110,10 +110,10 @@ def main() -> int:
     search, holdout = chosen_spec_and_holdout(args.run_args)
     from sklearn.base import clone
 
-    from insurance_pipeline.data.contract import read_insurance_csv, to_typed_frame
-    from insurance_pipeline.data.split import drop_exact_duplicates
-    from insurance_pipeline.modeling.evaluation import cross_validate
-    from insurance_pipeline.modeling.intervals import IntervalConfig
+    from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
+    from insurance_pipeline.core.data.split import drop_exact_duplicates
+    from insurance_pipeline.core.modeling.evaluation import cross_validate
+    from insurance_pipeline.core.modeling.intervals import IntervalConfig
     from insurance_pipeline.settings import get_settings
 
     frame, _ = drop_exact_duplicates(to_typed_frame(read_insurance_csv(get_settings().data_path)))

@@ -105,9 +105,13 @@ def main() -> int:
 
     import onnxruntime
 
-    from insurance_pipeline.data.contract import FEATURE_COLUMNS, read_insurance_csv, to_typed_frame
-    from insurance_pipeline.modeling.export import export_pipeline
-    from insurance_pipeline.modeling.model import REGRESSOR_STEP
+    from insurance_pipeline.core.data.contract import (
+        FEATURE_COLUMNS,
+        read_insurance_csv,
+        to_typed_frame,
+    )
+    from insurance_pipeline.core.export import export_pipeline
+    from insurance_pipeline.core.modeling.model import REGRESSOR_STEP
     from insurance_pipeline.serving.artifact import write_artifact
     from insurance_pipeline.settings import get_settings
 

@@ -9,12 +9,12 @@ a gate blocks the model.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import fcntl
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+from insurance_pipeline.domain.schema import CHAMPION_ALIAS
 
 
 def build_run_config(args: argparse.Namespace) -> dict[str, Any]:
@@ -44,24 +44,44 @@ def build_run_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
+def _metadata(event) -> dict[str, Any]:
+    return {k: getattr(v, "value", v) for k, v in event.materialization.metadata.items()}
+
+
 def summarize(result) -> tuple[list[str], bool]:
-    """Lines to print and whether every step and blocking check passed."""
-    lines: list[str] = []
-    materialized: dict[str, dict[str, Any]] = {}
-    for event in result.all_events:
-        if event.event_type_value == "ASSET_MATERIALIZATION":
-            mat = event.event_specific_data.materialization
-            materialized[mat.asset_key.to_user_string()] = {
-                k: getattr(v, "value", v) for k, v in mat.metadata.items()
-            }
-    lines.append("steps:")
+    """Lines to print and whether every step and blocking check passed (read from the run's
+    events through the result's public accessors)."""
+    materialized = {
+        e.asset_key.to_user_string(): _metadata(e)
+        for e in result.get_asset_materialization_events()
+    }
+    lines = ["steps:"]
     for name, meta in materialized.items():
         if "cache" in meta:
             lines.append(f"  {name:<24} cache: {meta['cache']}")
         else:  # registration is not cached: it looks its version up by model key instead
             lines.append(f"  {name:<24} new version: {meta.get('new_version')}")
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
-    failed_steps = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    failed_steps = result.get_step_failure_events()
+    lines += _results(materialized)
+    for check in failed_checks:
+        lines.append(
+            f"FAILED CHECK {check.asset_key.to_user_string()}:{check.check_name}: "
+            f"{check.description}"
+        )
+    for step in failed_steps:
+        error = step.step_failure_data.error
+        message = error.message.strip() if error else "unknown error"
+        lines.append(f"FAILED STEP {step.step_key}: {message}")
+    registered = materialized.get("registered_model")
+    ok = result.success and not failed_checks and not failed_steps and registered is not None
+    if not ok and not failed_checks and not failed_steps:
+        lines.append("FAILED: the model was not registered")
+    return lines, ok
+
+
+def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
     metrics = materialized.get("validation_metrics")
     if metrics:
         lines.append(
@@ -77,54 +97,17 @@ def summarize(result) -> tuple[list[str], bool]:
             f"registered model: {registered['model_name']} version {registered['version']} "
             f"(alias {registered['alias']}, new version: {registered['new_version']})"
         )
-    for check in failed_checks:
-        lines.append(
-            f"FAILED CHECK {check.asset_key.to_user_string()}:{check.check_name}: "
-            f"{check.description}"
-        )
-    for step in failed_steps:
-        error = step.event_specific_data.error
-        message = error.message.strip() if error else "unknown error"
-        lines.append(f"FAILED STEP {step.step_key}: {message}")
-    ok = result.success and not failed_checks and not failed_steps and registered is not None
-    if not ok and not failed_checks and not failed_steps:
-        lines.append("FAILED: the model was not registered")
-    return lines, ok
+    return lines
 
 
 RUN_LOCK = "insurance-pipeline-run.lock"
-
-
-@contextlib.contextmanager
-def run_lock(path: Path):
-    """An exclusive lock held for the whole run; the OS releases it if the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            print(
-                f"another run holds the lock {path} ({holder}); waiting for it to finish",
-                file=sys.stderr,
-                flush=True,
-            )
-            fcntl.flock(handle, fcntl.LOCK_EX)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from insurance_pipeline.definitions import defs
+    from insurance_pipeline.resources.locks import exclusive
 
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set; `make run` sets it to .dagster/", file=sys.stderr)
@@ -132,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
     job = defs.resolve_job_def("training")
     # One run per state at a time: a second `make run` waits here, then finds every step in
     # the cache, instead of creating the instance's storage twice or racing the registry.
-    with run_lock(Path(os.environ["DAGSTER_HOME"]) / RUN_LOCK), DagsterInstance.get() as instance:
+    lock = Path(os.environ["DAGSTER_HOME"]) / RUN_LOCK
+    with exclusive(lock, announce=True), DagsterInstance.get() as instance:
         result = job.execute_in_process(
             run_config=build_run_config(args), instance=instance, raise_on_error=False
         )
@@ -143,9 +127,9 @@ def run(args: argparse.Namespace) -> int:
 
 def clean_cache(args: argparse.Namespace) -> int:
     from insurance_pipeline.cache.store import StepCache
-    from insurance_pipeline.settings import get_settings
+    from insurance_pipeline.settings import StateSettings
 
-    cache = StepCache(get_settings().cache_dir)
+    cache = StepCache(StateSettings().cache_dir)
     before = cache.size_bytes() if cache.root.exists() else 0
     cache.prune(bytes_limit=args.max_bytes, max_age_days=args.max_age_days)
     after = cache.size_bytes() if cache.root.exists() else 0
@@ -156,14 +140,14 @@ def clean_cache(args: argparse.Namespace) -> int:
 def export_champion(args: argparse.Namespace) -> int:
     """Resolve the alias in the registry and put its serving artifact where the service
     reads it (the service itself never talks to MLflow)."""
-    from pathlib import Path
-
     from insurance_pipeline.resources import MlflowResource
-    from insurance_pipeline.settings import get_settings
+    from insurance_pipeline.serving.settings import ServiceSettings
 
-    dest = Path(args.dest) if args.dest else get_settings().serving_artifact_dir
+    dest = Path(args.dest) if args.dest else ServiceSettings().artifact_dir
     try:
-        version, folder = MlflowResource().download_serving_artifact(dest, alias=args.alias)
+        version, folder = MlflowResource.from_settings().download_serving_artifact(
+            dest, alias=args.alias
+        )
     except (LookupError, ValueError) as error:
         print(f"export-champion: {error}", file=sys.stderr)
         return 1
@@ -189,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     p_clean.add_argument("--max-bytes", type=int, help="keep the most recently used entries")
     p_clean.add_argument("--max-age-days", type=float, help="drop entries older than this")
     p_export = sub.add_parser("export-champion", help="fetch the served version's artifact")
-    p_export.add_argument("--alias", default="champion")
+    p_export.add_argument("--alias", default=CHAMPION_ALIAS)
     p_export.add_argument("--dest", help="default SERVING_ARTIFACT_DIR")
     args = parser.parse_args(argv)
     commands = {"run": run, "clean-cache": clean_cache, "export-champion": export_champion}

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 from insurance_pipeline.cache.store import StepCache
-from insurance_pipeline.settings import DEFAULT_ROOT
+from insurance_pipeline.domain.layout import CHECKOUT
 
 
 def cli(tmp_path, *args):
@@ -16,7 +16,7 @@ def cli(tmp_path, *args):
     return subprocess.run(
         [sys.executable, "-m", "insurance_pipeline.cli", *args],
         env=env,
-        cwd=DEFAULT_ROOT,
+        cwd=CHECKOUT,
         capture_output=True,
         text=True,
         timeout=300,

@@ -2,8 +2,6 @@
 with SIGKILL in the middle of the TPOT search."""
 
 import os
-import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,25 +10,30 @@ import time
 import psutil
 import pytest
 
-from insurance_pipeline.settings import DEFAULT_ROOT
-from insurance_pipeline_tests.assets.helpers import TRAINING_ASSETS, registry_state
-from insurance_pipeline_tests.conftest import SHIPPED_CSV, Workspace, patched_environ
+from insurance_pipeline.domain.layout import CHECKOUT
+from insurance_pipeline_tests.helpers import (
+    TRAINING_ASSETS,
+    Workspace,
+    cache_states,
+    latest_run_cache_states,
+    mlflow,
+    new_workspace,
+    patched_environ,
+    registry_state,
+)
 
 TINY = "--generations 1 --population-size 4 --cv 2 --r2-floor 0.5 --log-level INFO"
 
 
 def fresh_state(root) -> Workspace:
     """An empty state: the Dagster home does not exist yet (make creates it)."""
-    root.mkdir(parents=True, exist_ok=True)
-    csv = root / "insurance.csv"
-    shutil.copy(SHIPPED_CSV, csv)
-    return Workspace(root=root, dagster_home=root / "dagster_home", csv=csv)
+    return new_workspace(root, home=False)
 
 
 def make_run(state: Workspace) -> subprocess.Popen:
     return subprocess.Popen(
         ["make", "--no-print-directory", "run", f"ARGS={TINY}"],
-        cwd=DEFAULT_ROOT,
+        cwd=CHECKOUT,
         env={**os.environ, **state.env(), "PYTHON": sys.executable},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -39,10 +42,8 @@ def make_run(state: Workspace) -> subprocess.Popen:
 
 
 def model_key_of_champion(state: Workspace) -> str:
-    from insurance_pipeline.resources import MlflowResource
-
     with patched_environ(state.env()):
-        return MlflowResource().alias_version("champion").tags["model_key"]
+        return mlflow().alias_version("champion").tags["model_key"]
 
 
 @pytest.fixture(scope="module")
@@ -60,11 +61,16 @@ def test_two_make_runs_at_once_register_exactly_one_version(concurrent):
     stderr = "".join(err for _, err in outputs)
     assert "another run holds the lock" in stderr
     assert "OperationalError" not in stderr and "FileExistsError" not in stderr
+    from dagster import DagsterInstance, RunsFilter
+
     with patched_environ(state.env()):
         assert registry_state() == ([1], 1)
-    # the run that waited found every step in the cache
-    waited = next(out for out, err in outputs if "another run holds the lock" in err)
-    assert len(re.findall(r"cache: hit", waited)) == len(TRAINING_ASSETS) - 1, waited
+        # the run that waited (the later one) found every step in the cache
+        with DagsterInstance.get() as instance:
+            runs = instance.get_run_records(RunsFilter(job_name="training"))
+            assert len(runs) == 2
+            waited = cache_states(instance, runs[0].dagster_run.run_id)
+    assert waited == {a: "hit" for a in TRAINING_ASSETS[:-1]}, waited
 
 
 def test_a_run_killed_during_the_search_leaves_no_workers_and_resumes(concurrent, tmp_path):
@@ -87,7 +93,8 @@ def test_a_run_killed_during_the_search_leaves_no_workers_and_resumes(concurrent
     again = make_run(state)
     out, err = again.communicate(timeout=900)
     assert again.returncode == 0, out + err
-    states = dict(re.findall(r"^  (\w+)\s+cache: (hit|miss)$", out, flags=re.M))
+    with patched_environ(state.env()):
+        states = latest_run_cache_states()
     for done in ("raw_insurance_data", "insurance_data_profile", "train_test_split"):
         assert states[done] == "hit", out
     assert states["tpot_pipeline"] == "miss"

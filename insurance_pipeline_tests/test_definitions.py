@@ -41,7 +41,7 @@ def test_asset_graph_edges():
 
 
 def test_deployment_is_outside_the_training_selection_and_has_its_sensor():
-    from insurance_pipeline.definitions import training_selection
+    from insurance_pipeline.defs.jobs import training_selection
 
     graph = defs.resolve_asset_graph()
     training = {k.to_user_string() for k in training_selection.resolve(graph)}

@@ -1,10 +1,14 @@
-"""A step's code version: the source of everything in this package that the step reaches.
+"""A step's code version: the source of the code that computes its value.
 
 Starting from the step's function, it follows (1) the names the function uses: helpers
-defined beside it are hashed by their own source and followed in turn, objects from other
-project modules bring in their defining module; (2) every import inside each project module
-reached, including imports inside functions, transitively. Nothing is listed by hand, so an
-edit to any module a step really uses makes that step (and its downstream) miss the cache.
+defined beside it (or in another Dagster-layer module) are hashed by their own source and
+followed in turn, objects from the pure code (`insurance_pipeline.core`, `.domain`) bring in
+their defining module; (2) every import of the pure code inside each module reached,
+including imports inside functions, transitively. Resources, settings, the service and the
+cache itself are not followed: they do not compute the value (their effect on it, if any,
+reaches the step as config or upstream data versions). Nothing is listed by hand, so an edit
+to any pure module a step really uses makes that step (and its downstream) miss the cache,
+and an edit anywhere else makes nothing miss.
 """
 
 from __future__ import annotations
@@ -21,11 +25,22 @@ from functools import cache
 from types import ModuleType
 
 PACKAGE = "insurance_pipeline"
+# The code whose modules a step's version covers, and the layer whose helpers it follows.
+PURE = ("insurance_pipeline.core", "insurance_pipeline.domain")
+STEPS = "insurance_pipeline.defs"
 _CONSTANT_TYPES = (str, int, float, bool, tuple, list, dict, frozenset)
 
 
 def _in_package(name: str | None) -> bool:
     return bool(name) and (name == PACKAGE or name.startswith(PACKAGE + "."))
+
+
+def _under(name: str | None, prefixes: tuple[str, ...]) -> bool:
+    return bool(name) and any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _pure(name: str | None) -> bool:
+    return _under(name, PURE)
 
 
 def _is_module(name: str) -> bool:
@@ -64,7 +79,7 @@ def _imports(tree: ast.AST, package: str) -> set[str]:
 
 @cache
 def _module_closure(name: str) -> frozenset[str]:
-    """`name` and every project module it imports, transitively."""
+    """`name` and every pure module it imports, transitively."""
     seen: set[str] = set()
     pending = [name]
     while pending:
@@ -74,44 +89,51 @@ def _module_closure(name: str) -> frozenset[str]:
         seen.add(current)
         module = importlib.import_module(current)
         package = current if hasattr(module, "__path__") else current.rpartition(".")[0]
-        pending.extend(_imports(ast.parse(inspect.getsource(module)), package) - seen)
+        found = _imports(ast.parse(inspect.getsource(module)), package)
+        pending.extend(m for m in found - seen if _pure(m))
     return frozenset(seen)
 
 
+def _names(obj) -> tuple[str, ast.AST]:
+    source = textwrap.dedent(inspect.getsource(obj))
+    return source, ast.parse(source)
+
+
 def _function_reach(fn: Callable) -> tuple[list[str], set[str]]:
-    """(sources of `fn` and the same-module helpers it uses, project modules it names)."""
-    home: ModuleType = sys.modules[fn.__module__]
+    """(sources of `fn` and the step-layer helpers it uses, pure modules it names)."""
     sources: list[str] = []
     modules: set[str] = set()
     pending: list[Callable] = [fn]
     seen: set[str] = set()
     while pending:
         obj = pending.pop()
-        source = textwrap.dedent(inspect.getsource(obj))
+        home: ModuleType = sys.modules[obj.__module__]
+        source, tree = _names(obj)
         if source in seen:
             continue
         seen.add(source)
         sources.append(source)
-        tree = ast.parse(source)
-        package = home.__name__.rpartition(".")[0]
-        modules |= _imports(tree, package)
+        modules |= {m for m in _imports(tree, home.__name__.rpartition(".")[0]) if _pure(m)}
         for node in ast.walk(tree):
-            if not isinstance(node, ast.Name):
-                continue
-            value = vars(home).get(node.id)
-            if isinstance(value, ModuleType):
-                if _in_package(value.__name__):
-                    modules.add(value.__name__)
-                continue
-            if isinstance(value, _CONSTANT_TYPES):
-                sources.append(f"{node.id} = {value!r}")  # a constant beside the step
-                continue
-            owner = getattr(value, "__module__", None)
-            if owner == home.__name__ and (inspect.isfunction(value) or inspect.isclass(value)):
-                pending.append(value)  # a helper beside the step: its source, then its names
-            elif _in_package(owner) and owner != home.__name__:
-                modules.add(owner)
+            if isinstance(node, ast.Name):
+                modules |= _follow(vars(home).get(node.id), node.id, home, sources, pending)
     return sources, modules
+
+
+def _follow(value, name: str, home: ModuleType, sources: list[str], pending: list) -> set[str]:
+    """What one name used by step code adds: a pure module, a helper to hash, a constant."""
+    if isinstance(value, ModuleType):
+        return {value.__name__} if _pure(value.__name__) else set()
+    if isinstance(value, _CONSTANT_TYPES):
+        sources.append(f"{name} = {value!r}")  # a constant beside the step
+        return set()
+    owner = getattr(value, "__module__", None)
+    if _pure(owner):
+        return {owner}
+    helper = inspect.isfunction(value) or inspect.isclass(value)
+    if helper and (owner == home.__name__ or _under(owner, (STEPS,))):
+        pending.append(value)  # step-layer code: its source, then its names
+    return set()
 
 
 def _reach(fn: Callable) -> tuple[list[str], list[str]]:
@@ -119,7 +141,6 @@ def _reach(fn: Callable) -> tuple[list[str], list[str]]:
     closure: set[str] = set()
     for name in modules:
         closure |= _module_closure(name)
-    closure.discard(fn.__module__)  # the step's own module counts only by what it uses
     return sources, sorted(closure)
 
 

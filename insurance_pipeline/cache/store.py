@@ -24,7 +24,7 @@ from typing import Any
 
 import joblib
 
-from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.domain.hashing import file_sha256
 
 VALUE_FILE = "value.joblib"
 META_FILE = "meta.json"

@@ -25,9 +25,15 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[2]
 CHART = PROJECT / "deploy" / "helm" / "insurance-charges-model"
-# What the image is built from: the Dockerfile's COPY sources, nothing else.
-CONTEXT_FILES = ("Dockerfile", "pyproject.toml", "constraints.txt", "README.md")
-CONTEXT_PACKAGE = "insurance_pipeline"
+# The service's distribution: its pyproject and the packages it ships (the service and the
+# vocabulary it shares with training), at the paths they have in the repository.
+SERVICE_FILES = (
+    "constraints.txt",
+    "deploy/service/pyproject.toml",
+    "insurance_pipeline/__init__.py",
+    "insurance_pipeline/domain",
+    "insurance_pipeline/serving",
+)
 MODEL_DIR = "model"
 BUILDERS = ("docker", "buildah")
 
@@ -191,23 +197,47 @@ def upgrade_command(target: DeployTarget, values_file: Path, helm: str) -> list[
     return command
 
 
-def stage_build_context(dest: Path) -> Path:
-    """A minimal build context: the Dockerfile's sources, and `model/` for the version's
-    serving artifact (filled by the caller)."""
+def stage_service(dest: Path, *, installable: bool = False) -> Path:
+    """A copy of the service's sources, laid out as in the repository (what the Dockerfile
+    copies); with `installable`, its pyproject also at the top, so that pip can install the
+    folder (how `make install` builds .venv-serving). Returns `dest`."""
     import shutil
 
     if dest.exists():
         shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in CONTEXT_FILES:
-        shutil.copy2(PROJECT / name, dest / name)
-    shutil.copytree(
-        PROJECT / CONTEXT_PACKAGE,
-        dest / CONTEXT_PACKAGE,
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-    )
+    for name in SERVICE_FILES:
+        source, target = PROJECT / name, dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(source, target)
+    if installable:
+        shutil.copy2(PROJECT / "deploy/service/pyproject.toml", dest / "pyproject.toml")
+    return dest
+
+
+def stage_build_context(dest: Path) -> Path:
+    """A minimal build context: the Dockerfile, the service's sources, and `model/` for the
+    version's serving artifact (filled by the caller)."""
+    import shutil
+
+    stage_service(dest)
+    shutil.copy2(PROJECT / "Dockerfile", dest / "Dockerfile")
     (dest / MODEL_DIR).mkdir()
     return dest / MODEL_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m insurance_pipeline.deploy.plan stage-service DEST` (used by `make`)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 2 or args[0] != "stage-service":
+        print("usage: python -m insurance_pipeline.deploy.plan stage-service DEST", file=sys.stderr)
+        return 2
+    print(stage_service(Path(args[1]), installable=True))
+    return 0
 
 
 def render_chart(
@@ -250,3 +280,7 @@ def validate_objects(objects: list[dict], kubernetes_version: str = "1.33.0") ->
         except Exception as error:  # noqa: BLE001 - unknown kinds/versions are problems too
             problems.append(f"{name}: {error}")
     return problems
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Typed Dagster resources, each with a real implementation."""
+"""Typed Dagster resources, each thin and real: they store and fetch, the pure core decides."""
 
 from insurance_pipeline.resources.cache import StepCacheIOManager, StepCacheResource
 from insurance_pipeline.resources.data import InsuranceDataResource

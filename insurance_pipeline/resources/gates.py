@@ -3,14 +3,14 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from insurance_pipeline.modeling.gates import GateSettings
+from insurance_pipeline.core.gates.policy import GatePolicy
 
-_DEFAULT = GateSettings()
+_DEFAULT = GatePolicy()
 
 
 class GatesResource(ConfigurableResource):
-    """The gates' settings, read by every gate and by registration in the same run, so a
-    run that registers judges under exactly the settings it was given
+    """The gate policy, read by every gate and by registration in the same run, so a run
+    that registers judges under exactly the thresholds it was given
     (run config `resources: {gates: {config: {...}}}`; `make run ARGS="--r2-floor 0.85"`)."""
 
     r2_floor: float = Field(default=_DEFAULT.r2_floor, description="holdout r2 must reach this")
@@ -27,8 +27,8 @@ class GatesResource(ConfigurableResource):
         default=_DEFAULT.coverage_high, ge=0, le=1, description="highest holdout interval coverage"
     )
 
-    def settings(self) -> GateSettings:
-        return GateSettings(
+    def policy(self) -> GatePolicy:
+        return GatePolicy(
             r2_floor=self.r2_floor,
             r2_tolerance=self.r2_tolerance,
             mae_tolerance=self.mae_tolerance,

@@ -1,48 +1,36 @@
-"""MLflow tracking + registry, keyed by the trained model's key so that every call is
-idempotent: a cache hit finds its run and its registered version instead of making new ones.
-
-Gate verdicts live on the model's run as tags `verdict.<gate>.<settings id>` (JSON), so they
-belong to the model, not to the Dagster run that judged them. A version that registration
-approved carries the tag `gates.approved` (gate -> the settings it was judged under).
-"""
+"""MLflow, thin: runs, tags, artifacts and registry calls through one client with this
+resource's URIs (MLflow's process-global URIs are never touched). What the tags mean (the
+verdicts, the approval) lives in `core.gates`; this only stores and fetches them."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from insurance_pipeline.data.hashing import file_sha256
-from insurance_pipeline.modeling.gates import (
-    REQUIRED_GATES,
-    Approval,
-    Verdict,
-    approval,
-    settings_id,
+from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.domain.schema import (  # noqa: F401 - the aliases, re-exported
+    CHAMPION_ALIAS,
+    DEPLOYED_ALIAS,
+    MODEL_NAME,
 )
-from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MODEL_FILE
-from insurance_pipeline.settings import MODEL_NAME, get_settings
+from insurance_pipeline.serving.artifact import ARTIFACT_FILES, NPZ_FILE
 
+# Tags on a model's run and on its registered versions.
 MODEL_KEY_TAG = "model_key"
-MODEL_SHA_TAG = "model_file_sha256"
-DATA_VERSION_TAG = "data_sha256"
-# The serving artifact (format 2: model.npz + manifest.json). Versions registered with the
-# format-1 tag and path are exported again by the next `registered_model` run.
+PICKLE_SHA_TAG = "model_pickle_sha256"  # the logged model's pickle, as written
+DATA_SHA_TAG = "data_sha256"  # the CSV the model was trained on
 SERVING_SHA_TAG = "serving_npz_sha256"
 APPROVED_TAG = "gates.approved"
-VERDICT_TAG_PREFIX = "verdict."
+# Artifact paths inside a model's run.
+MODEL_ARTIFACT = "model"  # the MLflow model (sklearn flavor, cloudpickle), logged once
+PICKLE_ARTIFACT = f"{MODEL_ARTIFACT}/model.pkl"
 SERVING_ARTIFACT_PATH = "serving_npz"
 TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
-MODEL_ARTIFACT = "joblib/model.joblib"
-
-
-def verdict_tag(gate: str, settings_id: str) -> str:
-    return f"{VERDICT_TAG_PREFIX}{gate}.{settings_id}"
 
 
 def _is_not_found(error: Exception) -> bool:
@@ -50,56 +38,57 @@ def _is_not_found(error: Exception) -> bool:
 
 
 class MlflowResource(ConfigurableResource):
-    tracking_uri: str | None = Field(
-        default=None, description="Default MLFLOW_TRACKING_URI or local SQLite"
-    )
-    registry_uri: str | None = Field(default=None, description="Default: the tracking URI")
-    experiment_name: str | None = Field(default=None, description="Default MLFLOW_EXPERIMENT_NAME")
-    artifact_root: str | None = Field(
-        default=None, description="Artifact root for a new experiment"
+    tracking_uri: str = Field(description="MLflow tracking URI (MLFLOW_TRACKING_URI)")
+    registry_uri: str = Field(default="", description="Model registry URI; empty: tracking")
+    experiment_name: str = Field(default="insurance_charges")
+    artifact_root: str = Field(
+        default="", description="Artifact location of a new experiment; empty: the server's"
     )
     model_name: str = Field(default=MODEL_NAME, description="Registered model name")
 
-    # --- plumbing -------------------------------------------------------------------------
-    def _uris(self) -> tuple[str, str]:
-        """(tracking, registry). The registry: this resource's `registry_uri`, else the
-        tracking URI given here, else MLFLOW_REGISTRY_URI (which defaults to tracking)."""
-        settings = get_settings()
-        if self.tracking_uri:
-            return self.tracking_uri, self.registry_uri or self.tracking_uri
-        return settings.mlflow_tracking_uri, self.registry_uri or settings.mlflow_registry_uri
+    @classmethod
+    def from_settings(cls, **overrides) -> MlflowResource:
+        """From MLFLOW_TRACKING_URI, MLFLOW_REGISTRY_URI and MLFLOW_EXPERIMENT_NAME."""
+        from insurance_pipeline.settings import MlflowSettings, StateSettings
 
+        settings = MlflowSettings()
+        values = {
+            "tracking_uri": settings.tracking_uri,
+            "registry_uri": settings.registry_uri,
+            "experiment_name": settings.experiment,
+            "artifact_root": local_artifact_root(
+                settings.tracking_uri, StateSettings().artifacts_dir
+            ),
+        }
+        return cls(**{**values, **overrides})
+
+    # --- plumbing -------------------------------------------------------------------------
+    @property
     def active_registry_uri(self) -> str:
-        return self._uris()[1]
+        return self.registry_uri or self.tracking_uri
 
     def client(self):
-        import mlflow
         from mlflow import MlflowClient
 
-        tracking, registry = self._uris()
-        if tracking.startswith("sqlite:///"):
-            Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        # The fluent API (log_model) reads these globals; set them on every use.
-        mlflow.set_tracking_uri(tracking)
-        mlflow.set_registry_uri(registry)
-        return MlflowClient(tracking_uri=tracking, registry_uri=registry)
+        for uri in (self.tracking_uri, self.active_registry_uri):
+            if uri.startswith("sqlite:///"):
+                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri)
 
     def experiment_id(self) -> str:
         client = self.client()
-        name = self.experiment_name or get_settings().mlflow_experiment
-        found = client.get_experiment_by_name(name)
+        found = client.get_experiment_by_name(self.experiment_name)
         if found is not None:
             return found.experiment_id
-        root = (
-            Path(self.artifact_root) if self.artifact_root else get_settings().mlflow_artifact_root
-        )
-        root.mkdir(parents=True, exist_ok=True)
-        return client.create_experiment(name, artifact_location=root.resolve().as_uri())
+        if self.artifact_root:
+            Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
+            location = Path(self.artifact_root).resolve().as_uri()
+            return client.create_experiment(self.experiment_name, artifact_location=location)
+        return client.create_experiment(self.experiment_name)
 
     # --- runs -------------------------------------------------------------------------------
     def find_run(self, model_key: str) -> str | None:
-        client = self.client()
-        runs = client.search_runs(
+        runs = self.client().search_runs(
             [self.experiment_id()],
             filter_string=(
                 f"tags.{MODEL_KEY_TAG} = '{model_key}' and attributes.status = 'FINISHED'"
@@ -112,53 +101,57 @@ class MlflowResource(ConfigurableResource):
         run_id = self.find_run(model_key)
         if run_id is None:
             raise LookupError(
-                f"no MLflow run for model {model_key} in experiment "
-                f"{self.experiment_name or get_settings().mlflow_experiment}: materialize "
-                "trained_model first"
+                f"no MLflow run for model {model_key} in experiment {self.experiment_name}: "
+                "materialize trained_model first"
             )
         return run_id
 
-    def log_trained_model(
+    def log_model_run(
         self,
         *,
         model_key: str,
         model: Any,
-        model_file: Path,
-        model_sha256: str,
         params: dict[str, Any],
         tags: dict[str, str],
         input_example,
         pip_requirements: list[str],
         train_row_ids: list[int],
     ) -> tuple[str, bool]:
-        """Log the model once per `model_key`; returns (run_id, created)."""
+        """The model's run, created once per `model_key`: the model logged once (an MLflow
+        sklearn model, cloudpickle: the pipeline holds classes skops refuses), its params,
+        tags and training rows. Returns (run_id, created)."""
         existing = self.find_run(model_key)
         if existing:
             return existing, False
-        import mlflow
         import mlflow.sklearn
+        from mlflow.entities import Param
         from mlflow.models import infer_signature
 
         client = self.client()
-        signature = infer_signature(input_example, model.predict(input_example))
-        all_tags = {**tags, MODEL_KEY_TAG: model_key, MODEL_SHA_TAG: model_sha256}
-        with mlflow.start_run(experiment_id=self.experiment_id(), tags=all_tags) as run:
-            mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
-            # cloudpickle, not skops: the pipeline holds our own and TPOT classes, which skops
-            # refuses; integrity is pinned instead by the joblib file's sha256 (tag above).
-            info = mlflow.sklearn.log_model(
+        run_id = client.create_run(
+            self.experiment_id(), tags={MODEL_KEY_TAG: model_key}
+        ).info.run_id
+        client.log_batch(run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp) / MODEL_ARTIFACT
+            mlflow.sklearn.save_model(
                 model,
-                name="model",
+                str(folder),
                 serialization_format="cloudpickle",
-                signature=signature,
+                signature=infer_signature(input_example, model.predict(input_example)),
                 input_example=input_example,
                 pip_requirements=pip_requirements,
             )
-            client.set_tag(run.info.run_id, "model_uri", info.model_uri)
-            mlflow.log_artifact(str(model_file), artifact_path=Path(MODEL_ARTIFACT).parent.name)
+            client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
+            tags = {**tags, PICKLE_SHA_TAG: file_sha256(folder / "model.pkl")}
             # The champion/challenger gate scores only rows a champion never trained on.
-            mlflow.log_dict({"train_row_ids": train_row_ids}, TRAIN_ROWS_ARTIFACT)
-        return run.info.run_id, True
+            rows = Path(tmp) / TRAIN_ROWS_ARTIFACT
+            rows.write_text(json.dumps({"train_row_ids": train_row_ids}))
+            client.log_artifact(run_id, str(rows))
+        for key, value in tags.items():
+            client.set_tag(run_id, key, value)
+        client.set_terminated(run_id)
+        return run_id, True
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         client = self.client()
@@ -168,147 +161,45 @@ class MlflowResource(ConfigurableResource):
     def log_artifact(self, run_id: str, path: Path, artifact_path: str | None = None) -> None:
         self.client().log_artifact(run_id, str(path), artifact_path=artifact_path)
 
-    # --- verdicts -------------------------------------------------------------------------
-    def record_verdict(self, verdict: Verdict) -> None:
-        """Store a gate's verdict on its model's run (idempotent: same gate and settings,
-        latest judgement wins)."""
-        run_id = self.run_for(verdict.model_key)
-        self.client().set_tag(
-            run_id, verdict_tag(verdict.gate, verdict.settings_id), verdict.to_json()
-        )
+    # --- a model's tags (core.gates.verdicts.TagStore) ------------------------------------
+    def model_tags(self, model_key: str) -> dict[str, str]:
+        return dict(self.client().get_run(self.run_for(model_key)).data.tags)
 
-    def verdicts(self, model_key: str, run_id: str | None = None) -> dict[str, Verdict]:
-        """Every verdict recorded for the model (on `run_id` when already known), by tag."""
-        tags = self.client().get_run(run_id or self.run_for(model_key)).data.tags
-        return {
-            name: Verdict.from_json(value)
-            for name, value in tags.items()
-            if name.startswith(VERDICT_TAG_PREFIX)
-        }
-
-    def version_approval(self, version) -> Approval:
-        """Re-check a registered version: every required gate must have a passing verdict for
-        its model under the settings registration approved it with. A version registered by
-        any other path (no `gates.approved` tag) is refused."""
-        model_key = version.tags.get(MODEL_KEY_TAG, "")
-        data_version = version.tags.get(DATA_VERSION_TAG, "")
-        approved = json.loads(version.tags.get(APPROVED_TAG) or "{}")
-        unapproved = [gate for gate in REQUIRED_GATES if gate not in approved]
-        run_id = self.find_run(model_key) if model_key else None
-        if unapproved or run_id is None:
-            return Approval(
-                verdicts=(),
-                problems=(
-                    f"version {version.version} was not approved by registration for "
-                    f"{', '.join(unapproved) or 'its model run'}",
-                ),
-            )
-        found = self.verdicts(model_key, run_id)
-        by_gate = {
-            gate: found.get(verdict_tag(gate, settings_id(approved[gate])))
-            for gate in REQUIRED_GATES
-        }
-        required = {gate: approved[gate] for gate in REQUIRED_GATES}
-        return approval(by_gate, model_key=model_key, data_version=data_version, required=required)
+    def set_model_tag(self, model_key: str, key: str, value: str) -> None:
+        self.client().set_tag(self.run_for(model_key), key, value)
 
     # --- registry -------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def registry_lock(self):
-        """One registration at a time per registry (a file lock beside a local store; a
-        remote registry relies on the production instance running one training run at a
-        time)."""
-        tracking, registry = self._uris()
-        if registry.startswith("sqlite:///"):
-            path = Path(registry.removeprefix("sqlite:///")).with_suffix(".registry.lock")
-        else:
-            path = get_settings().artifacts_dir / "registry.lock"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
-
     def version_for(self, model_key: str):
-        client = self.client()
-        versions = client.search_model_versions(
+        versions = self.client().search_model_versions(
             f"name = '{self.model_name}' and tags.{MODEL_KEY_TAG} = '{model_key}'"
         )
         return max(versions, key=lambda v: int(v.version)) if versions else None
 
     def register(self, run_id: str, model_key: str, tags: dict[str, str]):
         """The registered version for `model_key`: found, or created from the run's model.
-        Call under `registry_lock()`."""
+        Call under the registry lock."""
+        from mlflow.exceptions import MlflowException
+
         existing = self.version_for(model_key)
         if existing is not None:
             return existing, False
-        import mlflow
-
         client = self.client()
-        model_uri = client.get_run(run_id).data.tags["model_uri"]
-        version = mlflow.register_model(
-            model_uri, self.model_name, tags={**tags, MODEL_KEY_TAG: model_key}
+        try:
+            client.get_registered_model(self.model_name)
+        except MlflowException as error:
+            if not _is_not_found(error):
+                raise
+            client.create_registered_model(self.model_name)
+        version = client.create_model_version(
+            self.model_name,
+            source=f"runs:/{run_id}/{MODEL_ARTIFACT}",
+            run_id=run_id,
+            tags={**tags, MODEL_KEY_TAG: model_key},
         )
         return version, True
 
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, str(version), key, value)
-
-    def download_serving_artifact(
-        self, dest: Path, *, alias: str | None = None, version: int | None = None
-    ) -> tuple[int, Path]:
-        """Fetch the serving artifact of a version (by alias or number) into `dest` and check
-        it against the sha256 recorded on the version at registration."""
-        import shutil
-        import tempfile
-
-        if alias is not None:
-            found = self.alias_version(alias)
-            if found is None:
-                raise LookupError(
-                    f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
-                )
-        else:
-            found = self.get_version(version)
-        pinned = found.tags.get(SERVING_SHA_TAG)
-        if not pinned:
-            raise LookupError(
-                f"version {found.version} has no serving artifact: it did not pass the gates, "
-                "or an older release registered it (`make run` exports it again)"
-            )
-        dest.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
-        try:
-            local = Path(
-                self.client().download_artifacts(found.run_id, SERVING_ARTIFACT_PATH, str(staging))
-            )
-            _check_sha(local / MODEL_FILE, pinned, f"version {found.version}")
-            for name in ARTIFACT_FILES:
-                (local / name).replace(dest / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return int(found.version), dest
-
-    def load_version_model(self, version) -> tuple[object, list[int]]:
-        """A registered version's trained pipeline and the row ids it was fitted on. The
-        file is checked against the sha256 recorded when it was logged before it is
-        unpickled."""
-        import tempfile
-
-        import joblib
-
-        client = self.client()
-        pinned = client.get_run(version.run_id).data.tags.get(MODEL_SHA_TAG) or version.tags.get(
-            MODEL_SHA_TAG
-        )
-        with tempfile.TemporaryDirectory() as tmp:
-            model_path = Path(client.download_artifacts(version.run_id, MODEL_ARTIFACT, tmp))
-            _check_sha(model_path, pinned, f"version {version.version}'s {MODEL_ARTIFACT}")
-            model = joblib.load(model_path)
-            rows_path = client.download_artifacts(version.run_id, TRAIN_ROWS_ARTIFACT, tmp)
-            train_row_ids = json.loads(Path(rows_path).read_text())["train_row_ids"]
-        return model, train_row_ids
 
     def get_version(self, version: int):
         from mlflow.exceptions import MlflowException
@@ -345,8 +236,70 @@ class MlflowResource(ConfigurableResource):
     def set_alias(self, alias: str, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, str(version))
 
+    # --- files ----------------------------------------------------------------------------
+    def download(self, run_id: str, artifact_path: str, dest: Path) -> Path:
+        return Path(self.client().download_artifacts(run_id, artifact_path, str(dest)))
 
-def _check_sha(path: Path, pinned: str | None, what: str) -> None:
+    def download_serving_artifact(
+        self, dest: Path, *, alias: str | None = None, version: int | None = None
+    ) -> tuple[int, Path]:
+        """Fetch the serving artifact of a version (by alias or number) into `dest` and check
+        it against the sha256 recorded on the version at registration."""
+        import shutil
+
+        if alias is not None:
+            found = self.alias_version(alias)
+            if found is None:
+                raise LookupError(
+                    f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
+                )
+        else:
+            found = self.get_version(version)
+        pinned = found.tags.get(SERVING_SHA_TAG)
+        if not pinned:
+            raise LookupError(
+                f"version {found.version} has no serving artifact: it did not pass the gates, "
+                "or an older release registered it (`make run` exports it again)"
+            )
+        dest.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
+        try:
+            local = self.download(found.run_id, SERVING_ARTIFACT_PATH, staging)
+            check_sha(local / NPZ_FILE, pinned, f"version {found.version}")
+            for name in ARTIFACT_FILES:
+                (local / name).replace(dest / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return int(found.version), dest
+
+    def load_version_model(self, version) -> tuple[object, list[int]]:
+        """A registered version's trained pipeline and the row ids it was fitted on. The
+        pickle is checked against the sha256 recorded when it was logged before it is
+        loaded."""
+        import cloudpickle
+
+        pinned = self.client().get_run(version.run_id).data.tags.get(PICKLE_SHA_TAG)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = self.download(version.run_id, PICKLE_ARTIFACT, Path(tmp))
+            check_sha(path, pinned, f"version {version.version}'s {PICKLE_ARTIFACT}")
+            model = cloudpickle.loads(path.read_bytes())
+            rows = self.download(version.run_id, TRAIN_ROWS_ARTIFACT, Path(tmp))
+            train_row_ids = json.loads(rows.read_text())["train_row_ids"]
+        return model, train_row_ids
+
+
+def local_artifact_root(tracking_uri: str, artifacts_dir: Path) -> str:
+    """Where a new experiment keeps its artifacts: a tracking server its own ("", so clients
+    need no storage credentials); a SQLite store beside its database; another database
+    the state's artifacts folder."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return ""
+    if tracking_uri.startswith("sqlite:///"):
+        return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts")
+    return str(artifacts_dir / "mlflow")
+
+
+def check_sha(path: Path, pinned: str | None, what: str) -> None:
     if not pinned:
         raise ValueError(f"{what}: no sha256 was recorded for {path.name}; refusing to load it")
     actual = file_sha256(path)

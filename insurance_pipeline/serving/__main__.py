@@ -8,12 +8,13 @@ records and exits.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import uvicorn
 
-from insurance_pipeline.serving.app import ServiceConfig, create_app
+from insurance_pipeline.serving.app import create_app
 from insurance_pipeline.serving.logging import configure_logging
-from insurance_pipeline.settings import get_settings
+from insurance_pipeline.serving.settings import ServiceSettings
 
 
 class DrainingServer(uvicorn.Server):
@@ -31,21 +32,23 @@ class DrainingServer(uvicorn.Server):
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = get_settings()
+    settings = ServiceSettings()
     parser = argparse.ArgumentParser(description="Insurance charges model service")
-    parser.add_argument("--artifact-dir", default=str(settings.serving_artifact_dir))
-    parser.add_argument("--host", default=settings.service_host)
-    parser.add_argument("--port", type=int, default=settings.service_port)
+    parser.add_argument("--artifact-dir", default=str(settings.artifact_dir))
+    parser.add_argument("--host", default=settings.host)
+    parser.add_argument("--port", type=int, default=settings.port)
     args = parser.parse_args(argv)
+    settings = settings.model_copy(
+        update={"artifact_dir": Path(args.artifact_dir), "host": args.host, "port": args.port}
+    )
     configure_logging(settings.log_level, app_name=settings.app_name)
-    app = create_app(ServiceConfig.from_settings(args.artifact_dir))
     config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=settings.service_shutdown_timeout,
+        timeout_graceful_shutdown=settings.shutdown_timeout,
         timeout_keep_alive=5,
     )
     DrainingServer(config).run()

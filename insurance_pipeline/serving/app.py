@@ -6,9 +6,7 @@
 
 from __future__ import annotations
 
-import os
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -19,6 +17,7 @@ from insurance_pipeline.serving.fast_path import PredictionFastPath
 from insurance_pipeline.serving.limits import BodyLimits
 from insurance_pipeline.serving.logging import flush_logs
 from insurance_pipeline.serving.routers import health, models
+from insurance_pipeline.serving.settings import ServiceSettings
 from insurance_pipeline.serving.state import ServiceState, load_model
 
 DESCRIPTION = """Predicts yearly medical charges, with the original model service's contract:
@@ -45,33 +44,19 @@ SINGLE_BODY_LIMIT = 64 * 1024
 BATCH_BODY_LIMIT = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class ServiceConfig:
-    artifact_dir: Path
-    model_sha256: str | None = None  # MODEL_SHA256: the one model this deployment may load
-    log_inputs: bool = True  # inputs in "Prediction requested." (health data)
-    body_timeout: float = 10.0  # seconds for a request body to arrive
-
-    @classmethod
-    def from_settings(cls, artifact_dir: Path | str | None = None) -> ServiceConfig:
-        from insurance_pipeline.settings import get_settings
-
-        settings = get_settings()
-        return cls(
-            artifact_dir=Path(artifact_dir or settings.serving_artifact_dir),
-            model_sha256=os.environ.get("MODEL_SHA256") or None,
-            log_inputs=settings.log_prediction_inputs,
-            body_timeout=settings.service_body_timeout,
-        )
-
-
-def create_app(config: ServiceConfig | Path | str | None = None) -> FastAPI:
-    if not isinstance(config, ServiceConfig):
-        config = ServiceConfig.from_settings(config)
+def create_app(
+    settings: ServiceSettings | Path | str | None = None, *, fast_path: bool = True
+) -> FastAPI:
+    """The service for `settings` (or an artifact folder, other settings from the
+    environment). `fast_path=False` sends every request through the FastAPI routes."""
+    if not isinstance(settings, ServiceSettings):
+        settings = ServiceSettings(**({"artifact_dir": settings} if settings else {}))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.service = load_model(config.artifact_dir, config.model_sha256, config.log_inputs)
+        app.state.service = load_model(
+            settings.artifact_dir, settings.model_sha256, settings.log_prediction_inputs
+        )
         yield
         app.state.service.draining = True
         flush_logs()
@@ -92,13 +77,14 @@ def create_app(config: ServiceConfig | Path | str | None = None) -> FastAPI:
         return RedirectResponse("/docs")
 
     # Added last = outermost: the body is read (and capped) before the fast path sees it.
-    app.add_middleware(
-        PredictionFastPath, path=models.PREDICTION_PATH, state=lambda: app.state.service
-    )
+    if fast_path:
+        app.add_middleware(
+            PredictionFastPath, path=models.PREDICTION_PATH, state=lambda: app.state.service
+        )
     app.add_middleware(
         BodyLimits,
         limits={models.PREDICTION_PATH: SINGLE_BODY_LIMIT, models.BATCH_PATH: BATCH_BODY_LIMIT},
         default=SINGLE_BODY_LIMIT,
-        timeout=config.body_timeout,
+        timeout=settings.body_timeout,
     )
     return app

@@ -1,5 +1,5 @@
-"""The serving artifact: `model.npz` (the compiled model and its reference rows) and
-`manifest.json`, and its verified loader.
+"""The serving artifact: `model.npz` (the compiled model and its reference rows, in the format
+of `serving.npz`) and `manifest.json`, and its verified loader.
 
 The manifest pins `model.npz` by sha256. The loader refuses a missing, tampered or unreadable
 file, and a model that does not reproduce, to `REFERENCE_TOLERANCE`, the training pipeline's
@@ -18,19 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from insurance_pipeline.data.hashing import file_sha256
-from insurance_pipeline.serving.compiled import (
-    CompiledModel,
-    arrays_to_rows,
-    reference_mismatch,
-    rows_to_arrays,
-)
+from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.serving.compiled import CompiledModel, reference_mismatch
+from insurance_pipeline.serving.npz import FormatError, References, pack, unpack
 
 FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
-MODEL_FILE = "model.npz"
+NPZ_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
-ARTIFACT_FILES = (MODEL_FILE, MANIFEST_FILE)
-_REFERENCE = "reference_"
+ARTIFACT_FILES = (NPZ_FILE, MANIFEST_FILE)
 
 
 class ArtifactError(RuntimeError):
@@ -43,7 +38,7 @@ class Manifest:
     version: int
     sha256: str
     format: int = FORMAT
-    model_file: str = MODEL_FILE
+    model_file: str = NPZ_FILE
     description: str = (
         "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
     )
@@ -64,33 +59,23 @@ class LoadedArtifact:
 
 
 def write_artifact(
-    model: CompiledModel,
-    reference_inputs: list[dict],
-    reference_charges,
-    folder: Path,
-    reference_bounds: tuple | None = None,
-    **manifest_fields,
+    model: CompiledModel, references: References, folder: Path, **manifest_fields
 ) -> Manifest:
     """Save the model with its reference rows (and interval bounds), then its manifest, each
     written to a temporary name first."""
     folder.mkdir(parents=True, exist_ok=True)
-    arrays = model.to_arrays() | rows_to_arrays(reference_inputs, _REFERENCE)
-    arrays[f"{_REFERENCE}charges"] = np.asarray(reference_charges, dtype=float)
-    if reference_bounds is not None:
-        arrays[f"{_REFERENCE}lower"] = np.asarray(reference_bounds[0], dtype=float)
-        arrays[f"{_REFERENCE}upper"] = np.asarray(reference_bounds[1], dtype=float)
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
-    tmp_model = folder / f".{MODEL_FILE}.tmp"
+    np.savez(buffer, **pack(model, references))
+    tmp_model = folder / f".{NPZ_FILE}.tmp"
     tmp_model.write_bytes(buffer.getvalue())
     manifest = Manifest(
         sha256=file_sha256(tmp_model),
         trees=model.n_trees,
         depth=model.depth,
-        reference_rows=len(reference_inputs),
+        reference_rows=len(references.rows),
         **manifest_fields,
     )
-    tmp_model.replace(folder / MODEL_FILE)
+    tmp_model.replace(folder / NPZ_FILE)
     tmp_manifest = folder / f".{MANIFEST_FILE}.tmp"
     tmp_manifest.write_text(manifest.to_json())
     tmp_manifest.replace(folder / MANIFEST_FILE)
@@ -147,15 +132,13 @@ def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None)
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}
-        model = CompiledModel.from_arrays(arrays)
-        rows = arrays_to_rows(arrays, _REFERENCE)
-        expected = arrays[f"{_REFERENCE}charges"]
-        lower, upper = arrays.get(f"{_REFERENCE}lower"), arrays.get(f"{_REFERENCE}upper")
-        if model.interval is not None and lower is None:
-            raise ValueError("the model has an interval but no reference bounds")
+        model, references = unpack(arrays)
+    except FormatError as error:
+        raise ArtifactError(f"model file {path} is not in the model.npz format: {error}") from error
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ArtifactError(f"model file {path} could not be loaded: {error!r}") from error
-    problem = reference_mismatch(model, rows, expected, lower, upper)
+    r = references
+    problem = reference_mismatch(model, r.rows, r.charges, r.lower, r.upper)
     if problem:
         raise ArtifactError(f"model file {path} fails its reference check: {problem}")
     return LoadedArtifact(model, manifest)

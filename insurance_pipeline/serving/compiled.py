@@ -1,19 +1,20 @@
 """A trained pipeline as plain numpy arrays: the form the service loads and evaluates.
 
-Export (`modeling.export`) turns the fitted pipeline (featuretools DFS, imputer, encoders,
-and a scikit-learn / LightGBM / XGBoost booster, a blend of them or a linear model) into a
+Export (`core.export`) turns the fitted pipeline (featuretools DFS, imputer, encoders, and a
+scikit-learn / LightGBM / XGBoost booster, a blend of them or a linear model) into a
 `CompiledModel`. Evaluating it needs numpy only:
 
-- `Encoder`: the DFS features as one numpy operation per primitive, the imputer's means and
-  the encoders' category codes;
-- `Forest`: every tree of every booster in one set of node arrays, walked for all trees at
-  once, one level a step. Each split reads either the float64 feature (LightGBM) or the
-  feature rounded to float32 first (scikit-learn and XGBoost do so); leaf values already
-  carry their learning rate and blend weight;
-- `Linear`: a weighted coefficient vector.
+- `Encoder`: the DFS features (`serving.dfs`), the imputer's means and the encoders'
+  category codes;
+- `Regressor`: `offset + forests + linear`. A `Forest` holds every tree of its boosters in
+  one set of node arrays, walked for all trees at once, one level a step. Each split reads
+  either the float64 feature (LightGBM) or the feature rounded to float32 first (scikit-learn
+  and XGBoost do so); leaf values already carry their learning rate and blend weight;
+- `CompiledInterval`: prediction ± quantile × max(scale(x), floor), the scale being another
+  `Regressor` over the same features.
 
-The prediction is `offset + forest + linear`. Arrays are saved with `numpy.savez` and read
-with `allow_pickle=False`: loading a model runs no code from the file.
+Two ways in: `predict(rows)` for a batch (vectorized) and `predict_row(row)` for one row
+(plain Python floats, the fewest numpy calls). How the arrays are stored: `serving.npz`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
-from insurance_pipeline.data.schema import FEATURE_COLUMNS, SMOKER_CATEGORY
-from insurance_pipeline.features.numpy_dfs import DfsProgram
+from insurance_pipeline.domain.schema import SMOKER_CATEGORY
+from insurance_pipeline.serving.dfs import DfsProgram
 
 
 @dataclass(frozen=True, eq=False)
@@ -41,16 +43,23 @@ class Encoder:
     def n_features(self) -> int:
         return len(self.means) + len(self.codes)
 
-    def encode_row(self, row: Mapping) -> list[float]:
+    def encode_row(self, row: Mapping) -> np.ndarray:
         dfs = self.dfs.compute_row([float(row[c]) for c in self.dfs.input_columns])
         features = [m if v != v else v for v, m in zip(dfs, self._means, strict=True)]
         features += [table[_category(field, row[field])] for field, table in self.codes]
-        return features
+        return np.array(features)
 
     def encode(self, rows: Sequence[Mapping]) -> np.ndarray:
-        return np.array([self.encode_row(r) for r in rows], dtype=float).reshape(
-            len(rows), self.n_features
+        inputs = np.array(
+            [[float(r[c]) for c in self.dfs.input_columns] for r in rows], dtype=float
         )
+        dfs = self.dfs.compute(inputs)
+        dfs = np.where(np.isnan(dfs), self.means, dfs)
+        codes = [
+            np.array([table[_category(field, r[field])] for r in rows], dtype=float)
+            for field, table in self.codes
+        ]
+        return np.column_stack([dfs, *codes]) if codes else dfs
 
     @cached_property
     def _means(self) -> list[float]:
@@ -99,8 +108,8 @@ class Forest:
             node = children[node + (wide[feature[node] + row_start] > threshold[node])]
         return self._total(value[node])
 
-    def predict_one(self, x: np.ndarray) -> float:
-        """The same for one row (features,), with the fewest numpy calls."""
+    def predict_row(self, x: np.ndarray) -> float:
+        """The same for one row (features,)."""
         feature, threshold, children, value, node = self._walk
         wide = np.concatenate((x, x.astype(np.float32)))
         for _ in range(self.depth):
@@ -116,62 +125,27 @@ class Forest:
 
 
 @dataclass(frozen=True, eq=False)
-class Linear:
-    coef: np.ndarray  # float64 (features,), weighted; intercepts are in the model's offset
+class Regressor:
+    """`offset + sum of forests + X @ coef`: what every supported estimator compiles to."""
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return X @ self.coef
-
-
-@dataclass(frozen=True, eq=False)
-class CompiledModel:
-    encoder: Encoder
     offset: float  # weighted base scores and intercepts
     forests: tuple[Forest, ...] = ()
-    linear: Linear | None = None
-    interval: CompiledInterval | None = None
+    coef: np.ndarray | None = None  # float64 (features,), weighted linear coefficients
 
-    def predict_features(self, X: np.ndarray) -> np.ndarray:
+    def predict(self, X: np.ndarray) -> np.ndarray:
         out = np.full(X.shape[0], self.offset)
         for forest in self.forests:
             out += forest.predict(X)
-        if self.linear is not None:
-            out += self.linear.predict(X)
+        if self.coef is not None:
+            out += X @ self.coef
         return out
 
-    def predict(self, rows: Sequence[Mapping]) -> np.ndarray:
-        """Charges for rows of validated inputs (mappings with the six input fields)."""
-        return self.predict_features(self.encoder.encode(rows))
-
-    def predict_one(self, row: Mapping) -> float:
-        """Charges for one row: equal to `predict([row])[0]`, in about half the time."""
-        return self.predict_feature_row(np.array(self.encoder.encode_row(row)))
-
-    def predict_with_interval(self, rows: Sequence[Mapping]) -> tuple[np.ndarray, ...]:
-        """(charges, lower, upper) for rows; the bounds are NaN without an interval."""
-        X = self.encoder.encode(rows)
-        point = self.predict_features(X)
-        if self.interval is None:
-            nan = np.full(len(point), np.nan)
-            return point, nan, nan
-        half = self.interval.half_widths(X)
-        return point, point - half, point + half
-
-    def predict_one_with_interval(self, row: Mapping) -> tuple[float, float, float]:
-        x = np.array(self.encoder.encode_row(row))
-        point = self.predict_feature_row(x)
-        if self.interval is None:
-            return point, float("nan"), float("nan")
-        half = self.interval.half_width_row(x)
-        return point, point - half, point + half
-
-    def predict_feature_row(self, x: np.ndarray) -> float:
-        """One row of features (features,) -> its prediction."""
+    def predict_row(self, x: np.ndarray) -> float:
         out = self.offset
         for forest in self.forests:
-            out += forest.predict_one(x)
-        if self.linear is not None:
-            out += float(x @ self.linear.coef)
+            out += forest.predict_row(x)
+        if self.coef is not None:
+            out += float(x @ self.coef)
         return out
 
     @property
@@ -182,61 +156,6 @@ class CompiledModel:
     def depth(self) -> int:
         return max((f.depth for f in self.forests), default=0)
 
-    # -- storage: flat named arrays -------------------------------------------------------
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        enc = self.encoder
-        arrays = {
-            "dfs_inputs": np.asarray(enc.dfs.input_columns),
-            "dfs_ops": enc.dfs.ops,
-            "dfs_left": enc.dfs.left,
-            "dfs_right": enc.dfs.right,
-            "impute_means": enc.means,
-            "code_fields": np.asarray([field for field, _ in enc.codes]),
-            **_regressor_arrays(self, ""),
-        }
-        for field, table in enc.codes:
-            arrays[f"codes_{field}_keys"] = np.asarray(list(table))
-            arrays[f"codes_{field}_values"] = np.asarray(list(table.values()), dtype=float)
-        if self.interval is not None:
-            i = self.interval
-            arrays |= {
-                "interval_level": np.float64(i.level),
-                "interval_quantile": np.float64(i.quantile),
-                "interval_floor": np.float64(i.floor),
-                **_regressor_arrays(i.scale, "scale_"),
-            }
-        return arrays
-
-    @classmethod
-    def from_arrays(cls, a: Mapping[str, np.ndarray]) -> CompiledModel:
-        dfs = DfsProgram(
-            tuple(a["dfs_inputs"].tolist()), a["dfs_ops"], a["dfs_left"], a["dfs_right"]
-        )
-        codes = tuple(
-            (
-                field,
-                dict(
-                    zip(
-                        a[f"codes_{field}_keys"].tolist(),
-                        a[f"codes_{field}_values"].tolist(),
-                        strict=True,
-                    )
-                ),
-            )
-            for field in a["code_fields"].tolist()
-        )
-        encoder = Encoder(dfs, a["impute_means"], codes)
-        interval = None
-        if "interval_quantile" in a:
-            interval = CompiledInterval(
-                level=float(a["interval_level"]),
-                quantile=float(a["interval_quantile"]),
-                floor=float(a["interval_floor"]),
-                scale=cls(encoder, *_regressor_from(a, "scale_")),
-            )
-        return cls(encoder, *_regressor_from(a, ""), interval=interval)
-
 
 @dataclass(frozen=True, eq=False)
 class CompiledInterval:
@@ -245,66 +164,55 @@ class CompiledInterval:
     level: float
     quantile: float
     floor: float
-    scale: CompiledModel
-
-    def half_width_row(self, x: np.ndarray) -> float:
-        return self.quantile * max(self.scale.predict_feature_row(x), self.floor)
+    scale: Regressor
 
     def half_widths(self, X: np.ndarray) -> np.ndarray:
-        return self.quantile * np.maximum(self.scale.predict_features(X), self.floor)
+        return self.quantile * np.maximum(self.scale.predict(X), self.floor)
+
+    def half_width_row(self, x: np.ndarray) -> float:
+        return self.quantile * max(self.scale.predict_row(x), self.floor)
 
 
-def _regressor_arrays(model: CompiledModel, prefix: str) -> dict[str, np.ndarray]:
-    arrays = {f"{prefix}offset": np.float64(model.offset)}
-    arrays[f"{prefix}forests"] = np.int64(len(model.forests))
-    for i, f in enumerate(model.forests):
-        p = f"{prefix}forest{i}_"
-        arrays |= {
-            f"{p}feature": f.feature,
-            f"{p}threshold": f.threshold,
-            f"{p}children": f.children,
-            f"{p}value": f.value,
-            f"{p}roots": f.roots,
-            f"{p}depth": np.int64(f.depth),
-            f"{p}base": np.float64(f.base),
-            f"{p}weight": np.float64(f.weight),
-            f"{p}float32_sum": np.bool_(f.float32_sum),
-        }
-    if model.linear is not None:
-        arrays[f"{prefix}linear_coef"] = model.linear.coef
-    return arrays
+class Predictions(NamedTuple):
+    """Charges and the interval's bounds (NaN without an interval), one entry per row."""
+
+    charges: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
 
 
-def _regressor_from(a: Mapping[str, np.ndarray], prefix: str) -> tuple:
-    """(offset, forests, linear) stored under `prefix`."""
-    forests = tuple(
-        Forest(
-            a[f"{prefix}forest{i}_feature"],
-            a[f"{prefix}forest{i}_threshold"],
-            a[f"{prefix}forest{i}_children"],
-            a[f"{prefix}forest{i}_value"],
-            a[f"{prefix}forest{i}_roots"],
-            int(a[f"{prefix}forest{i}_depth"]),
-            float(a[f"{prefix}forest{i}_base"]),
-            float(a[f"{prefix}forest{i}_weight"]),
-            bool(a[f"{prefix}forest{i}_float32_sum"]),
-        )
-        for i in range(int(a[f"{prefix}forests"]))
-    )
-    linear = Linear(a[f"{prefix}linear_coef"]) if f"{prefix}linear_coef" in a else None
-    return float(a[f"{prefix}offset"]), forests, linear
+@dataclass(frozen=True, eq=False)
+class CompiledModel:
+    encoder: Encoder
+    regressor: Regressor
+    interval: CompiledInterval | None = None
 
+    def predict(self, rows: Sequence[Mapping]) -> Predictions:
+        """Charges (and bounds) for rows of validated inputs (mappings of the six fields)."""
+        X = self.encoder.encode(rows)
+        point = self.regressor.predict(X)
+        if self.interval is None:
+            nan = np.full(len(point), np.nan)
+            return Predictions(point, nan, nan)
+        half = self.interval.half_widths(X)
+        return Predictions(point, point - half, point + half)
 
-def rows_to_arrays(rows: Sequence[Mapping], prefix: str) -> dict[str, np.ndarray]:
-    """Input rows as one array per field (for reference inputs stored beside a model)."""
-    return {f"{prefix}{c}": np.asarray([r[c] for r in rows]) for c in FEATURE_COLUMNS}
+    def predict_row(self, row: Mapping) -> tuple[float, float, float]:
+        """(charges, lower, upper) for one row: equal to `predict([row])`, faster."""
+        x = self.encoder.encode_row(row)
+        point = self.regressor.predict_row(x)
+        if self.interval is None:
+            return point, float("nan"), float("nan")
+        half = self.interval.half_width_row(x)
+        return point, point - half, point + half
 
+    @property
+    def n_trees(self) -> int:
+        return self.regressor.n_trees
 
-def arrays_to_rows(arrays: Mapping[str, np.ndarray], prefix: str) -> list[dict]:
-    columns = [arrays[f"{prefix}{c}"].tolist() for c in FEATURE_COLUMNS]
-    return [
-        dict(zip(FEATURE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)
-    ]
+    @property
+    def depth(self) -> int:
+        return self.regressor.depth
 
 
 # At export and again at load, the model must reproduce the full training pipeline's
@@ -317,11 +225,11 @@ def reference_mismatch(
 ) -> str | None:
     """None when `model` reproduces `expected` (and the interval bounds, when given) on
     `rows`; otherwise what differs."""
-    point, low, high = model.predict_with_interval(rows)
+    found = model.predict(rows)
     for name, got, want in (
-        ("charges", point, expected),
-        ("lower", low, lower),
-        ("upper", high, upper),
+        ("charges", found.charges, expected),
+        ("lower", found.lower, lower),
+        ("upper", found.upper, upper),
     ):
         if want is None:
             continue

@@ -4,8 +4,11 @@ Every record is one JSON object a line: `asctime`, `name`, `levelname`, `message
 identity as lower-case `node_ip`, `pod_name`, `node_name`, `app_name` (from the environment
 variables NODE_IP, POD_NAME, NODE_NAME, APP_NAME), then the record's extra fields.
 
-A request only appends its records to a queue; a writer thread formats them and writes
-whatever has accumulated in one call. `flush_logs()` (at shutdown) writes what is left.
+A request only puts its records on a bounded queue (the standard library's `QueueHandler`);
+a `QueueListener` thread formats and writes them, flushing the stream whenever the queue runs
+empty, so that under load one write serves many requests. When the queue is full a record is
+dropped rather than held in memory, and the listener reports how many were dropped, at most
+once a second. `flush_logs()` (at shutdown) writes what is left.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import logging.handlers
 import os
 import queue
 import sys
@@ -22,6 +26,8 @@ from collections.abc import Mapping, Sequence
 
 ENVIRONMENT_FIELDS = ("NODE_IP", "POD_NAME", "NODE_NAME", "APP_NAME")
 PREDICTION_LOGGER = "insurance_charges_model_logger"
+SERVICE_LOGGER = "insurance_pipeline.serving"
+QUEUE_RECORDS = 10_000  # records waiting to be written; beyond this they are dropped
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 _SKIPPED = {"color_message"}  # uvicorn's ANSI duplicate of the message
 
@@ -57,50 +63,85 @@ class JsonLineFormatter(logging.Formatter):
         return self._encode(line)
 
 
-class QueuedJsonHandler(logging.Handler):
-    """Enqueues records; a daemon thread formats and writes them in batches: woken by a
-    record, it waits `linger` seconds for more, so that under load one wake-up and one write
-    serve many requests."""
+class DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Puts records on the queue as they are (the listener formats them), never blocking:
+    a record that finds the queue full is counted in `dropped` instead."""
 
-    def __init__(self, stream, formatter: JsonLineFormatter, linger: float = 0.02):
-        super().__init__()
-        self.linger = linger
-        self.stream, self.formatter = stream, formatter
-        self.records: queue.SimpleQueue = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name="json-log-writer", daemon=True)
-        self._thread.start()
+    def __init__(self, records: queue.Queue):
+        super().__init__(records)
+        self.dropped = 0
+        self._count = threading.Lock()
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        return record  # same process: no need to pre-format for pickling
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            with self._count:
+                self.dropped += 1
+
+    def take_dropped(self) -> int:
+        with self._count:
+            dropped, self.dropped = self.dropped, 0
+        return dropped
+
+
+class _UnflushedStreamHandler(logging.StreamHandler):
+    """Writes without flushing: the listener flushes once the queue runs empty."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.records.put(record)
+        try:
+            self.stream.write(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 - logging must never break the service
+            self.handleError(record)
 
-    def _run(self) -> None:
-        while True:
-            first = self.records.get()
-            time.sleep(self.linger)
-            self._write([first])
 
-    def _write(self, batch: list) -> None:
-        with self._lock:
-            while True:
-                try:
-                    record = self.records.get_nowait()
-                except queue.Empty:
-                    break
-                batch.append(record)
-            try:
-                self.stream.write("".join(self.formatter.format(r) + "\n" for r in batch))
-                self.stream.flush()
-            except Exception:  # noqa: BLE001 - logging must never break a request
-                for record in batch:
-                    self.handleError(record)
+class BatchingListener(logging.handlers.QueueListener):
+    """Flushes the stream when the queue is empty and reports dropped records (at most once a
+    second) as a WARNING of its own."""
 
-    def flush(self) -> None:
-        self._write([])
+    def __init__(self, records: queue.Queue, writer: logging.Handler, source: DroppingQueueHandler):
+        super().__init__(records, writer)
+        self.writer, self.source, self._reported = writer, source, 0.0
 
-    def close(self) -> None:
-        self.flush()
-        super().close()
+    def dequeue(self, block: bool):
+        try:
+            return self.queue.get_nowait()
+        except queue.Empty:
+            self.report_drops()
+            self.writer.flush()
+            return self.queue.get(block)
+
+    def report_drops(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._reported < 1.0:
+            return
+        dropped = self.source.take_dropped()
+        if dropped:
+            self._reported = now
+            record = logging.LogRecord(
+                SERVICE_LOGGER,
+                logging.WARNING,
+                __file__,
+                0,
+                "log queue full: dropped %d record(s)",
+                (dropped,),
+                None,
+            )
+            record.dropped_records = dropped
+            self.writer.handle(record)
+
+    def drain(self) -> None:
+        """Write every record queued so far."""
+        if self._thread is not None:
+            self.queue.join()
+        self.report_drops(force=True)
+        self.writer.flush()
+
+
+_listener: BatchingListener | None = None
 
 
 def identity_fields(app_name: str = "") -> dict[str, str]:
@@ -109,10 +150,17 @@ def identity_fields(app_name: str = "") -> dict[str, str]:
 
 
 def configure_logging(level: str = "INFO", stream=None, app_name: str = "") -> None:
-    # Records need no caller, thread or process lookups: each would cost every request.
-    logging._srcfile = None
+    global _listener
+    # Records need no thread or process lookups: each would cost every request.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
-    handler = QueuedJsonHandler(stream or sys.stdout, JsonLineFormatter(identity_fields(app_name)))
+    records: queue.Queue = queue.Queue(maxsize=QUEUE_RECORDS)
+    handler = DroppingQueueHandler(records)
+    writer = _UnflushedStreamHandler(stream or sys.stdout)
+    writer.setFormatter(JsonLineFormatter(identity_fields(app_name)))
+    if _listener is not None:
+        _listener.stop()
+    _listener = BatchingListener(records, writer, handler)
+    _listener.start()
     root = logging.getLogger()
     for old in root.handlers:
         old.close()
@@ -127,6 +175,8 @@ def configure_logging(level: str = "INFO", stream=None, app_name: str = "") -> N
 
 
 def flush_logs() -> None:
+    if _listener is not None:
+        _listener.drain()
     for handler in logging.getLogger().handlers:
         handler.flush()
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from insurance_pipeline.data.schema import CATEGORIES, SERVICE_RULES
+from insurance_pipeline.domain.schema import CATEGORIES, SERVICE_RULES
 
 MAX_BATCH = 1000
 # The documented example request (OpenAPI), also what tests and benchmarks send.

@@ -10,10 +10,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.artifact import ArtifactError, Manifest, load_artifact
 from insurance_pipeline.serving.compiled import CompiledModel
 from insurance_pipeline.serving.logging import PredictionLog
-from insurance_pipeline.settings import MODEL_NAME
 
 log = logging.getLogger("insurance_pipeline.serving")
 
@@ -69,9 +69,9 @@ class ServedModel:
     def predictions(self, rows: Sequence[Mapping]) -> list[Prediction]:
         """Charges (and intervals) in dollars, 2 decimals, for validated input rows."""
         if len(rows) == 1:
-            triples = [self.model.predict_one_with_interval(rows[0])]
+            triples = [self.model.predict_row(rows[0])]
         else:
-            triples = zip(*self.model.predict_with_interval(rows), strict=True)
+            triples = zip(*self.model.predict(rows), strict=True)
         interval = self.model.interval
         found = []
         for point, low, high in triples:

@@ -1,9 +1,10 @@
-"""Code versions follow the imports: editing any module a step reaches makes that step and its
-downstream miss the cache, and nothing upstream. Checked with real runs of a copy of the
-project, edited, against the same state."""
+"""A change invalidates only what it touches: editing a pure module a step reaches makes that
+step and its downstream miss the cache, and nothing upstream; editing the service, a resource
+or the settings makes nothing miss. Checked with real runs of an edited copy of the project
+against the same state, read back from the Dagster instance."""
 
+import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -11,49 +12,59 @@ import sys
 import pytest
 
 from insurance_pipeline.cache.code_version import reached_modules
-from insurance_pipeline.settings import DEFAULT_ROOT
-from insurance_pipeline_tests.assets.helpers import TRAINING_ASSETS
-from insurance_pipeline_tests.conftest import run_cli
+from insurance_pipeline.domain.layout import CHECKOUT
+from insurance_pipeline_tests.helpers import (
+    TINY_CLI,
+    TRAINING_ASSETS,
+    latest_run_cache_states,
+    run_cli,
+)
 
-TINY = ["--generations", "1", "--population-size", "4", "--cv", "2", "--r2-floor", "0.5"]
-
-
-def steps(stdout: str) -> dict[str, str]:
-    return dict(re.findall(r"^  (\w+)\s+cache: (hit|miss)$", stdout, flags=re.M))
+CLI = [*TINY_CLI, "--r2-floor", "0.5", "--log-level", "ERROR"]
+SERVICE_MODULES = sorted((CHECKOUT / "insurance_pipeline" / "serving").rglob("*.py"))
+# Not the code that computes a value: editing any of these must change no code version.
+INFRASTRUCTURE = [
+    *SERVICE_MODULES,
+    CHECKOUT / "insurance_pipeline" / "settings.py",
+    *sorted((CHECKOUT / "insurance_pipeline" / "resources").glob("*.py")),
+]
 
 
 def run_copy(copy, workspace) -> dict[str, str]:
     """`cli run` importing the package from `copy` (first on sys.path), same state."""
     proc = subprocess.run(
-        [sys.executable, "-m", "insurance_pipeline.cli", "run", *TINY, "--log-level", "ERROR"],
+        [sys.executable, "-m", "insurance_pipeline.cli", "run", *CLI],
         env={**os.environ, **workspace.env(), "PYTHONPATH": str(copy)},
         cwd=copy,
         capture_output=True,
         text=True,
         timeout=900,
     )
-    # 1 is allowed: a retrained model may lose to the champion; the steps are listed anyway.
+    # 1 is allowed: a retrained model may lose to the champion; the steps ran anyway.
     assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    found = steps(proc.stdout)
+    found = latest_run_cache_states()
     assert len(found) == len(TRAINING_ASSETS) - 1, proc.stdout + proc.stderr  # all but registry
     return found
+
+
+def copy_project(destination):
+    shutil.copytree(
+        CHECKOUT / "insurance_pipeline",
+        destination / "insurance_pipeline",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
+    for name in ("data", "deploy"):
+        shutil.copytree(CHECKOUT / name, destination / name)
+    for name in ("dagster.yaml", "pyproject.toml"):
+        shutil.copy(CHECKOUT / name, destination / name)
+    return destination
 
 
 @pytest.fixture(scope="module")
 def project_copy(workspace, tmp_path_factory):
     first = run_cli(workspace.env(), "run", "--r2-floor", "0.5", "--log-level", "ERROR")
     assert first.returncode == 0, first.stdout + first.stderr
-    copy = tmp_path_factory.mktemp("copy")
-    shutil.copytree(
-        DEFAULT_ROOT / "insurance_pipeline",
-        copy / "insurance_pipeline",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    for name in ("data", "deploy"):
-        shutil.copytree(DEFAULT_ROOT / name, copy / name)
-    for name in ("dagster.yaml", "pyproject.toml"):
-        shutil.copy(DEFAULT_ROOT / name, copy / name)
-    return copy
+    return copy_project(tmp_path_factory.mktemp("copy"))
 
 
 def edit(copy, module: str, old: str, new: str):
@@ -64,21 +75,72 @@ def edit(copy, module: str, old: str, new: str):
     return lambda: path.write_text(original)
 
 
+def code_versions(root) -> dict[str, str]:
+    """Every asset's code version, as the code location under `root` computes it."""
+    script = (
+        "import json; from insurance_pipeline.definitions import defs\n"
+        "g = defs.resolve_asset_graph()\n"
+        "print(json.dumps({k.to_user_string(): g.get(k).code_version "
+        "for k in g.get_all_asset_keys()}))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(root)},
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def test_the_step_modules_are_found_by_following_imports():
-    from insurance_pipeline.assets import data, validation
+    from insurance_pipeline.defs.data import assets as data
+    from insurance_pipeline.defs.validation import assets as validation
 
     metrics_reach = reached_modules(validation.validation_metrics.op.compute_fn.decorated_fn)
-    assert "insurance_pipeline.modeling.segments" in metrics_reach  # imported inside the step
-    assert "insurance_pipeline.modeling.metrics" in metrics_reach
+    assert "insurance_pipeline.core.modeling.segments" in metrics_reach
+    assert "insurance_pipeline.core.modeling.metrics" in metrics_reach
     split_reach = reached_modules(data.train_test_split.op.compute_fn.decorated_fn)
-    assert "insurance_pipeline.data.split" in split_reach
-    assert not any(m.startswith("insurance_pipeline.features") for m in split_reach)
+    assert "insurance_pipeline.core.data.split" in split_reach
+    assert not any(m.startswith("insurance_pipeline.core.features") for m in split_reach)
+    for step in (validation.validation_metrics, data.train_test_split):
+        reach = reached_modules(step.op.compute_fn.decorated_fn)
+        assert all(
+            m.startswith(("insurance_pipeline.core", "insurance_pipeline.domain")) for m in reach
+        ), reach
+
+
+def test_editing_the_service_resources_or_settings_changes_no_code_version(tmp_path):
+    before = code_versions(CHECKOUT)
+    copy = copy_project(tmp_path)
+    for path in INFRASTRUCTURE:
+        target = copy / path.relative_to(CHECKOUT)
+        target.write_text(target.read_text() + "\nEDITED_FOR_THE_TEST = 1\n")
+    after = code_versions(copy)
+    training = [a for a in TRAINING_ASSETS if a in before]
+    assert {a: after[a] for a in training} == {a: before[a] for a in training}
+
+
+def test_editing_the_compiled_model_misses_nothing(project_copy, workspace):
+    restore = edit(
+        project_copy,
+        "serving/compiled.py",
+        "REFERENCE_TOLERANCE = 1e-6",
+        "REFERENCE_TOLERANCE = 2e-6",
+    )
+    try:
+        result = run_copy(project_copy, workspace)
+    finally:
+        restore()
+    assert set(result.values()) == {"hit"}, result
 
 
 def test_editing_segments_misses_validation_metrics_and_downstream_only(project_copy, workspace):
     restore = edit(
         project_copy,
-        "modeling/segments.py",
+        "core/modeling/segments.py",
         "rows: pd.DataFrame, y_true, y_pred, *, n_boot: int = 1000, seed: int = 0",
         "rows: pd.DataFrame, y_true, y_pred, *, n_boot: int = 1000, seed: int = 1",
     )
@@ -95,7 +157,7 @@ def test_editing_segments_misses_validation_metrics_and_downstream_only(project_
 def test_editing_a_features_module_misses_it_and_downstream_only(project_copy, workspace):
     restore = edit(
         project_copy,
-        "features/transformer.py",
+        "core/features/transformer.py",
         'SimpleImputer(strategy="mean"',
         'SimpleImputer(strategy="median"',
     )

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from insurance_pipeline.deploy.plan import PROJECT, stage_build_context
+from insurance_pipeline_tests.helpers import TRAINING_STACK, imported_top_modules
 
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
 
@@ -30,24 +31,43 @@ def test_image_shape():
 
 
 def test_build_context_holds_only_what_the_image_needs(tmp_path):
-    model_dir = stage_build_context(tmp_path / "context")
-    names = {p.name for p in (tmp_path / "context").iterdir()}
-    assert names == {
+    context = tmp_path / "context"
+    model_dir = stage_build_context(context)
+    assert {p.name for p in context.iterdir()} == {
         "Dockerfile",
-        "pyproject.toml",
         "constraints.txt",
-        "README.md",
+        "deploy",
         "insurance_pipeline",
         "model",
     }
-    assert model_dir == tmp_path / "context" / "model"
-    assert not list((tmp_path / "context").rglob("__pycache__"))
+    assert {p.name for p in (context / "insurance_pipeline").iterdir()} == {
+        "__init__.py",
+        "domain",
+        "serving",
+    }
+    assert [p.relative_to(context).as_posix() for p in (context / "deploy").rglob("*.*")] == [
+        "deploy/service/pyproject.toml"
+    ]
+    assert model_dir == context / "model"
+    assert not list(context.rglob("__pycache__"))
+    # README is not in the context: a benchmark rewriting it invalidates no image layer
+    assert not list(context.rglob("README*"))
+
+
+def test_no_file_the_image_installs_imports_the_training_stack(tmp_path):
+    context = tmp_path / "context"
+    stage_build_context(context)
+    sources = sorted((context / "insurance_pipeline").rglob("*.py"))
+    assert len(sources) > 10
+    for path in sources:
+        imported = imported_top_modules(path.read_text())
+        assert not imported & set(TRAINING_STACK), (path, imported & set(TRAINING_STACK))
 
 
 def test_the_image_bakes_in_the_compiled_model_and_no_native_runtime():
-    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MODEL_FILE
+    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, NPZ_FILE
 
-    assert f"/app/model/{MODEL_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE
+    assert f"/app/model/{NPZ_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE
     copied = re.search(r"^COPY [^\n]*\$\{MODEL_DIR\}[^\n]*", DOCKERFILE, re.M).group(0)
     assert all(f"${{MODEL_DIR}}/{name}" in copied for name in ARTIFACT_FILES)
     assert "apt-get" not in DOCKERFILE and "libgomp" not in DOCKERFILE

@@ -13,16 +13,26 @@ import psutil
 import pytest
 import yaml
 
-from insurance_pipeline.deploy import base_image
-from insurance_pipeline.deploy.container import running_image
-from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
+from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
-from insurance_pipeline.serving.artifact import MODEL_FILE
-from insurance_pipeline_tests.assets.helpers import deploy, materialize, step_failures
-from insurance_pipeline_tests.conftest import tiny_run_config
-from insurance_pipeline_tests.serving.conftest import free_port, start_service, stop
-from insurance_pipeline_tests.serving.test_isolation import BLOCKED
+from insurance_pipeline.serving.artifact import NPZ_FILE
+from insurance_pipeline_tests.helpers import (
+    TRAINING_LIBRARIES,
+    TRAINING_STACK,
+    deploy,
+    free_port,
+    imported_top_modules,
+    materialize,
+    mlflow,
+    start_service,
+    step_failures,
+    stop,
+    tiny_run_config,
+    wait_http,
+)
+from tooling import images as base_image
+from tooling.container import running_image
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 IMAGE_NAME = "insurance-charges-model"
@@ -35,7 +45,7 @@ ORIGINAL_EXAMPLE = {
     "region": "southwest",
 }
 # Nothing for training in the image (the model is compiled to numpy arrays), nor an installer.
-TRAINING_ONLY = (*BLOCKED, "pip", "setuptools")
+TRAINING_ONLY = (*TRAINING_LIBRARIES, "pip", "setuptools")
 
 
 @pytest.fixture(scope="module")
@@ -46,18 +56,6 @@ def tools():
         if os.environ.get("CI") == "true":
             pytest.fail(message)  # CI never skips the image tests silently
         pytest.skip(message)
-
-
-def wait_http(url: str, timeout: float, status: int = 200) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return time.monotonic() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer {status} within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +89,7 @@ def registry(tools, tmp_path_factory):
 @pytest.fixture(scope="module")
 def champion(tools, workspace):
     assert materialize(tiny_run_config(gates={"r2_floor": 0.5})).success
-    return MlflowResource().alias_version("champion")
+    return mlflow().alias_version("champion")
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +161,7 @@ def test_production_deploy_pushes_by_digest_then_fails_at_the_rollout(
     assert values["image"]["digest"] == digest
     assert values["image"]["repository"] == f"{registry}/{IMAGE_NAME}"
     assert not any(arg.startswith("--set") for arg in upgrade)
-    assert MlflowResource().alias_version("deployed") is None
+    assert mlflow().alias_version("deployed") is None
 
 
 def test_the_image_serves_the_champion_as_uid_10001(
@@ -192,11 +190,25 @@ def test_the_image_serves_the_champion_as_uid_10001(
         assert found.strip() == "[]", found
         compilers = ctr.exec("bash", "-c", "command -v gcc cc g++ clang c++ || true")
         assert compilers.strip() == ""
-        baked = ctr.exec("sha256sum", f"/app/model/{MODEL_FILE}").split()[0]
+        # no file of the project's in the image imports the training stack
+        listing = ctr.exec(
+            "python",
+            "-c",
+            "import insurance_pipeline, pathlib, json; root = pathlib.Path("
+            "insurance_pipeline.__file__).parent; print(json.dumps({str(p): p.read_text() "
+            "for p in root.rglob('*.py')}))",
+        )
+        shipped = json.loads(listing)
+        assert {
+            pathlib_name.split("insurance_pipeline/")[1].split("/")[0] for pathlib_name in shipped
+        } == {"__init__.py", "domain", "serving"}, sorted(shipped)
+        for path, source in shipped.items():
+            assert not imported_top_modules(source) & set(TRAINING_STACK), path
+        baked = ctr.exec("sha256sum", f"/app/model/{NPZ_FILE}").split()[0]
     assert baked == champion.tags[SERVING_SHA_TAG]
     # the checkout's own service, on the same exported artifact, answers the same to the cent
     exported = tmp_path / "artifact"
-    MlflowResource().download_serving_artifact(exported, version=int(champion.version))
+    mlflow().download_serving_artifact(exported, version=int(champion.version))
     local = start_service(exported, tmp_path / "local.log")
     try:
         expected = httpx.post(
@@ -221,5 +233,5 @@ class ClusterEdge(DeployRunnerResource):
 def test_a_successful_rollout_moves_the_deployed_alias(production_deploy, registry, base, champion):
     runner = ClusterEdge(**deployer(registry, base).model_dump())
     result = deploy(int(champion.version), runner)
-    assert result.success, step_failures(result)[0].event_specific_data.error.message
-    assert int(MlflowResource().alias_version("deployed").version) == int(champion.version)
+    assert result.success, step_failures(result)[0].step_failure_data.error.message
+    assert int(mlflow().alias_version("deployed").version) == int(champion.version)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from insurance_pipeline.deploy.plan import PROJECT
-from insurance_pipeline_tests.conftest import patched_environ, run_cli
+from insurance_pipeline_tests.helpers import definitions, mlflow, patched_environ, run_cli
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
@@ -67,9 +67,9 @@ def production_env(databases, workspace, tmp_path_factory):
 def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
     from dagster import DagsterInstance, RunRequest, build_sensor_context
 
-    from insurance_pipeline.definitions import defs
-    from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
+    from insurance_pipeline.resources import DeployRunnerResource
 
+    defs = definitions()
     proc = run_cli(production_env, "run", "--r2-floor", "0.5", "--log-level", "ERROR")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "registered model: insurance_charges_model version 1" in proc.stdout
@@ -90,7 +90,7 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
         context = build_sensor_context(
             instance=instance,
             repository_def=defs.get_repository_def(),
-            resources={"mlflow": MlflowResource(), "deployer": DeployRunnerResource()},
+            resources={"mlflow": mlflow(), "deployer": DeployRunnerResource()},
         )
         request = defs.get_sensor_def("deploy_validated_model")(context)
     assert isinstance(request, RunRequest)
@@ -100,4 +100,4 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
     with connect(databases["mlflow"]) as conn, conn.cursor() as cur:
         cur.execute("SELECT name, version FROM model_versions")
         assert cur.fetchall() == [("insurance_charges_model", 1)]
-    assert int(MlflowResource().alias_version("champion").version) == 1
+    assert int(mlflow().alias_version("champion").version) == 1

@@ -1,15 +1,19 @@
-"""MLFLOW_REGISTRY_URI is honoured: models are registered there, runs stay in tracking."""
+"""MLFLOW_REGISTRY_URI is honoured: models are registered there, runs stay in tracking. The
+resource never touches MLflow's process-global URIs."""
+
+import mlflow as mlflow_api
 
 from insurance_pipeline.resources import MlflowResource
-from insurance_pipeline_tests.conftest import patched_environ
+from insurance_pipeline_tests.helpers import patched_environ
 
 
 def test_the_registry_uri_from_the_environment_is_the_one_used(tmp_path):
     tracking = f"sqlite:///{tmp_path / 'tracking.db'}"
     registry = f"sqlite:///{tmp_path / 'registry.db'}"
+    before = mlflow_api.get_tracking_uri()
     with patched_environ({"MLFLOW_TRACKING_URI": tracking, "MLFLOW_REGISTRY_URI": registry}):
-        resource = MlflowResource()
-        assert resource.active_registry_uri() == registry
+        resource = MlflowResource.from_settings()
+        assert resource.active_registry_uri == registry
         resource.client().create_registered_model("registry_probe")
     from mlflow.tracking import MlflowClient
 
@@ -17,8 +21,9 @@ def test_the_registry_uri_from_the_environment_is_the_one_used(tmp_path):
     in_tracking = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     assert [m.name for m in in_registry.search_registered_models()] == ["registry_probe"]
     assert in_tracking.search_registered_models() == []
+    assert mlflow_api.get_tracking_uri() == before
 
 
 def test_an_explicit_tracking_uri_keeps_its_own_registry(tmp_path):
     tracking = f"sqlite:///{tmp_path / 'explicit.db'}"
-    assert MlflowResource(tracking_uri=tracking).active_registry_uri() == tracking
+    assert MlflowResource(tracking_uri=tracking).active_registry_uri == tracking

@@ -9,17 +9,17 @@ import httpx
 import numpy as np
 import pytest
 
-from insurance_pipeline.data.contract import FEATURE_COLUMNS
-from insurance_pipeline.data.hashing import file_sha256
+from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS
 from insurance_pipeline.serving.artifact import (
     MANIFEST_FILE,
-    MODEL_FILE,
+    NPZ_FILE,
     ArtifactError,
     load_artifact,
     read_manifest,
 )
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
-from insurance_pipeline_tests.serving.conftest import start_service, stop
+from insurance_pipeline_tests.helpers import start_service, stop
 
 VALID = EXAMPLE_INPUT
 
@@ -32,14 +32,14 @@ def copy_of(artifact_dir, tmp_path):
 
 def rewrite_arrays(folder, change) -> None:
     """Change the stored arrays and pin the new file in the manifest (a consistent forgery)."""
-    with np.load(folder / MODEL_FILE, allow_pickle=False) as stored:
+    with np.load(folder / NPZ_FILE, allow_pickle=False) as stored:
         arrays = {name: stored[name] for name in stored.files}
     change(arrays)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    (folder / MODEL_FILE).write_bytes(buffer.getvalue())
+    (folder / NPZ_FILE).write_bytes(buffer.getvalue())
     manifest = json.loads((folder / MANIFEST_FILE).read_text())
-    manifest["sha256"] = file_sha256(folder / MODEL_FILE)
+    manifest["sha256"] = file_sha256(folder / NPZ_FILE)
     (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
@@ -51,19 +51,19 @@ def test_loaded_model_equals_the_trained_pipeline_on_every_row(
     frame = insurance_frame[list(FEATURE_COLUMNS)]
     rows = [{**r, "smoker": r["smoker"] == "yes"} for r in frame.to_dict("records")]
     np.testing.assert_allclose(
-        loaded.model.predict(rows), trained_pipeline.predict(frame), rtol=0, atol=1e-6
+        loaded.model.predict(rows).charges, trained_pipeline.predict(frame), rtol=0, atol=1e-6
     )
-    one = [loaded.model.predict_one(r) for r in rows[:50]]
-    np.testing.assert_allclose(one, loaded.model.predict(rows[:50]), rtol=0, atol=1e-9)
+    one = [loaded.model.predict_row(r)[0] for r in rows[:50]]
+    np.testing.assert_allclose(one, loaded.model.predict(rows[:50]).charges, rtol=0, atol=1e-9)
 
 
 def test_load_checks_the_sha256(artifact_dir, tmp_path):
     folder = copy_of(artifact_dir, tmp_path)
-    with open(folder / MODEL_FILE, "ab") as handle:
+    with open(folder / NPZ_FILE, "ab") as handle:
         handle.write(b"tampered")
     with pytest.raises(ArtifactError, match="sha256 .* but the manifest pins"):
         load_artifact(folder)
-    (folder / MODEL_FILE).unlink()
+    (folder / NPZ_FILE).unlink()
     with pytest.raises(ArtifactError, match="model file not found"):
         load_artifact(folder)
     (folder / MANIFEST_FILE).unlink()
@@ -115,7 +115,7 @@ def test_a_format_1_artifact_gets_a_clear_error(artifact_dir, tmp_path):
 
 def test_a_manifest_model_file_outside_its_folder_is_refused(artifact_dir, tmp_path):
     artifact = copy_of(artifact_dir, tmp_path)
-    shutil.copy(artifact / MODEL_FILE, tmp_path / "elsewhere.npz")  # same sha256, wrong place
+    shutil.copy(artifact / NPZ_FILE, tmp_path / "elsewhere.npz")  # same sha256, wrong place
     manifest = json.loads((artifact / MANIFEST_FILE).read_text())
     manifest["model_file"] = "../elsewhere.npz"
     (artifact / MANIFEST_FILE).write_text(json.dumps(manifest))
@@ -127,11 +127,11 @@ def test_a_manifest_model_file_outside_its_folder_is_refused(artifact_dir, tmp_p
 def test_a_damaged_artifact_keeps_the_service_up_but_not_ready(artifact_dir, tmp_path, damage):
     folder = copy_of(artifact_dir, tmp_path)
     if damage == "tamper":
-        with open(folder / MODEL_FILE, "r+b") as handle:
+        with open(folder / NPZ_FILE, "r+b") as handle:
             handle.seek(100)
             handle.write(b"\x00\x01\x02")
     else:
-        (folder / MODEL_FILE).unlink()
+        (folder / NPZ_FILE).unlink()
     service = start_service(folder, tmp_path / "service.log", wait_ready=False)
     try:
         assert httpx.get(service.url + "/api/health/ready").status_code == 503

@@ -2,8 +2,9 @@ from pathlib import Path
 
 import yaml
 
-from insurance_pipeline.serving.app import ServiceConfig, create_app
-from insurance_pipeline.serving.contract import CONTRACT
+from insurance_pipeline.serving.app import create_app
+from insurance_pipeline.serving.settings import ServiceSettings
+from tooling.contract import CONTRACT
 
 PATHS = {
     "/api/models/insurance_charges_model/prediction": "post",
@@ -18,7 +19,7 @@ PATHS = {
 
 def test_service_contract_file_matches_the_app():
     on_disk = yaml.safe_load(CONTRACT.read_text())
-    assert on_disk == create_app(ServiceConfig(artifact_dir=Path("/nonexistent"))).openapi(), (
+    assert on_disk == create_app(ServiceSettings(artifact_dir=Path("/nonexistent"))).openapi(), (
         "service_contract.yaml drifted from the app: run `make contract` and review the diff"
     )
 

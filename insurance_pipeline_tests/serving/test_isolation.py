@@ -7,8 +7,8 @@ import textwrap
 
 import pytest
 
-from insurance_pipeline.settings import DEFAULT_ROOT
-from insurance_pipeline_tests.serving.conftest import SERVING_VENV_PYTHON
+from insurance_pipeline.domain.layout import CHECKOUT
+from insurance_pipeline_tests.helpers import SERVING_VENV_PYTHON
 
 # Training libraries: none of them in the service's process, install or image.
 BLOCKED = (
@@ -55,7 +55,7 @@ def test_the_service_loads_and_predicts_with_training_libraries_blocked(artifact
         assert not loaded, loaded
         """
     )
-    subprocess.run([sys.executable, "-c", script], check=True, cwd=DEFAULT_ROOT)
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=CHECKOUT)
 
 
 @pytest.mark.skipif(not SERVING_VENV_PYTHON.exists(), reason="`make install` makes .venv-serving")
@@ -68,4 +68,4 @@ def test_the_serving_install_has_no_training_library():
         import insurance_pipeline.serving.app
         """
     )
-    subprocess.run([str(SERVING_VENV_PYTHON), "-c", script], check=True, cwd=DEFAULT_ROOT)
+    subprocess.run([str(SERVING_VENV_PYTHON), "-c", script], check=True, cwd=CHECKOUT)

@@ -11,7 +11,7 @@ import time
 import httpx
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
-from insurance_pipeline_tests.serving.conftest import start_service, stop
+from insurance_pipeline_tests.helpers import start_service, stop
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BODY = json.dumps(EXAMPLE_INPUT).encode()

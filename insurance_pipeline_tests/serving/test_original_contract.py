@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
-from insurance_pipeline_tests.serving.conftest import start_service, stop
+from insurance_pipeline_tests.helpers import start_service, stop
 
 MODEL = "insurance_charges_model"
 PREDICT = f"/api/models/{MODEL}/prediction"

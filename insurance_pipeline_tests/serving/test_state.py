@@ -8,9 +8,10 @@ from dataclasses import replace
 
 from fastapi.testclient import TestClient
 
-from insurance_pipeline.serving.app import ServiceConfig, create_app
+from insurance_pipeline.serving.app import create_app
 from insurance_pipeline.serving.logging import configure_logging, flush_logs
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
+from insurance_pipeline.serving.settings import ServiceSettings
 
 
 class Broken:
@@ -21,17 +22,17 @@ class Broken:
 
     interval = None
 
-    def predict_with_interval(self, rows):
+    def predict(self, rows):
         raise FloatingPointError("overflow in tree 7")
 
-    predict_one_with_interval = predict_with_interval
+    predict_row = predict
 
 
 def test_a_failing_model_logs_the_exception_and_answers_500(artifact_dir):
     stream = io.StringIO()
     configure_logging(stream=stream)
     try:
-        app = create_app(ServiceConfig(artifact_dir=artifact_dir))
+        app = create_app(ServiceSettings(artifact_dir=artifact_dir))
         with TestClient(app) as client:
             served = app.state.service.model
             app.state.service.model = replace(served, model=Broken(served.model))

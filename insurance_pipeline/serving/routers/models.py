@@ -13,6 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Path
 from fastapi.responses import Response
 
+from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.dependencies import ModelDep, StateDep
 from insurance_pipeline.serving.errors import METADATA_ERRORS, PREDICTION_ERRORS, ServiceFailure
 from insurance_pipeline.serving.schemas import (
@@ -24,7 +25,6 @@ from insurance_pipeline.serving.schemas import (
     ModelMetadata,
 )
 from insurance_pipeline.serving.state import DISPLAY_NAME, ServedModel, charges_body
-from insurance_pipeline.settings import MODEL_NAME
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"

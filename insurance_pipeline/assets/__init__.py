@@ -1,1 +1,0 @@
-"""Thin Dagster assets: load inputs, call pure code, attach metadata."""

@@ -1,0 +1,1 @@
+"""The insurance table: its contract, loading, profile and the seeded train/test split."""

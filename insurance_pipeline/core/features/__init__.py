@@ -1,0 +1,1 @@
+"""The feature transformer: featuretools DFS, imputation and encodings."""

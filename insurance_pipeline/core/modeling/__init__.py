@@ -1,0 +1,1 @@
+"""The model: search, training pipeline, interval, metrics, comparison, evaluation, report."""

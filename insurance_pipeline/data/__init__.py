@@ -1,1 +1,0 @@
-"""Pure data code: the insurance table's contract, loading, hashing and the train/test split."""

@@ -1,0 +1,3 @@
+"""The Dagster layer, in Dagster's `dg` layout: one folder per stage (data, training,
+validation, registry, deploy), loaded by `definitions.py` with `load_from_defs_folder`.
+Assets are thin: they load their inputs, call the pure core, and attach metadata."""

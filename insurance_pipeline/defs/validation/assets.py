@@ -1,0 +1,191 @@
+"""Stage `validation`: holdout metrics, the validation report and the champion comparison.
+Their blocking checks (one per gate of `core.gates.registry.GATES`) are in `checks`."""
+
+import base64
+
+from dagster import AssetExecutionContext, Failure, MetadataValue, Output
+
+from insurance_pipeline.core.data.split import Split
+from insurance_pipeline.core.gates.policy import ChampionRef
+from insurance_pipeline.core.modeling.challenger import ChampionComparison, compare
+from insurance_pipeline.core.modeling.holdout import evaluate_holdout
+from insurance_pipeline.core.modeling.metrics import HoldoutEvaluation, SegmentMetrics
+from insurance_pipeline.core.modeling.model import TrainedModel
+from insurance_pipeline.core.modeling.report import validation_report as render_report
+from insurance_pipeline.defs._steps import (
+    cache_metadata,
+    data_version,
+    run_cached,
+    versioned_asset,
+)
+from insurance_pipeline.resources import InsuranceDataResource, MlflowResource, StepCacheResource
+from insurance_pipeline.resources.mlflow import CHAMPION_ALIAS, MODEL_KEY_TAG
+
+
+@versioned_asset()
+def validation_metrics(
+    context: AssetExecutionContext,
+    train_test_split: Split,
+    trained_model: TrainedModel,
+    mlflow: MlflowResource,
+    step_cache: StepCacheResource,
+) -> Output[HoldoutEvaluation]:
+    """r2, MSE, RMSE, MAE, per-segment metrics and interval coverage on the held-out rows."""
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: evaluate_holdout(trained_model, train_test_split),
+        libraries=["scikit-learn", "scipy"],
+    )
+    evaluation: HoldoutEvaluation = result.value
+    metrics = evaluation.metrics
+    scores = {k: getattr(metrics, k) for k in ("r2", "mse", "rmse", "mae")}
+    # Idempotent (latest value wins), so a cache hit re-logging is harmless.
+    run_id = mlflow.run_for(trained_model.model_key)
+    mlflow.log_metrics(run_id, {f"holdout_{k}": v for k, v in scores.items()})
+    return Output(
+        evaluation,
+        data_version=data_version(result),
+        metadata={
+            **{k: round(v, 4) for k, v in scores.items()},
+            "test_rows": metrics.n_rows,
+            "nonfinite_predictions": metrics.n_nonfinite_predictions,
+            "model_key": trained_model.model_key,
+            "mlflow_run_id": run_id,
+            "segments": MetadataValue.md(_segments_markdown(evaluation.segments)),
+            **_interval_metadata(evaluation),
+            **cache_metadata(result),
+        },
+    )
+
+
+def _interval_metadata(evaluation: HoldoutEvaluation) -> dict:
+    interval = evaluation.interval
+    if interval is None:
+        return {}
+    return {
+        "interval_coverage": round(interval.coverage, 4),
+        "interval_mean_width": round(interval.mean_width, 1),
+        "interval_baseline_width": round(interval.baseline_mean_width, 1),
+        "interval_coverage_by_segment": MetadataValue.json(
+            {k: round(v, 4) for k, v in interval.coverage_by_segment.items()}
+        ),
+    }
+
+
+def _segments_markdown(segments: list[SegmentMetrics]) -> str:
+    lines = ["| segment | rows | r² [95% CI] | MAE [95% CI] |", "| --- | --- | --- | --- |"]
+    for s in segments:
+        r2, mae = s.r2, s.mae
+        lines.append(
+            f"| {s.segment}={s.value} | {s.n} | {r2.value:.3f} "
+            f"[{r2.ci_low:.3f}, {r2.ci_high:.3f}] | {mae.value:,.0f} "
+            f"[{mae.ci_low:,.0f}, {mae.ci_high:,.0f}] |"
+        )
+    return "\n".join(lines)
+
+
+@versioned_asset()
+def validation_report(
+    context: AssetExecutionContext,
+    train_test_split: Split,
+    trained_model: TrainedModel,
+    validation_metrics: HoldoutEvaluation,
+    data: InsuranceDataResource,
+    mlflow: MlflowResource,
+    step_cache: StepCacheResource,
+):
+    """One self-contained HTML file: residuals and prediction-error plots, metrics per
+    segment, the interval, the pipeline."""
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: render_report(trained_model, train_test_split, validation_metrics),
+        libraries=["yellowbrick", "matplotlib", "scikit-learn"],
+    )
+    path = data.artifacts("reports") / f"validation-{result.key}.html"
+    if not path.exists():
+        path.write_text(result.value.html, encoding="utf-8")
+    mlflow.log_artifact(
+        mlflow.run_for(trained_model.model_key), path, artifact_path="validation_report"
+    )
+    preview = "\n\n".join(
+        f"**{name.replace('_', ' ')}**\n\n"
+        f"![{name}](data:image/png;base64,{base64.b64encode(png).decode()})"
+        for name, png in result.value.plots_png.items()
+    )
+    metrics = validation_metrics.metrics
+    return Output(
+        result.value,
+        data_version=data_version(result),
+        metadata={
+            "file": MetadataValue.path(str(path)),
+            "plots": MetadataValue.md(preview),
+            "r2": round(metrics.r2, 4),
+            "mae": round(metrics.mae, 2),
+            **cache_metadata(result),
+        },
+    )
+
+
+def current_champion(mlflow: MlflowResource, model_key: str) -> ChampionRef | None:
+    """The champion a model must be compared with: None when there is none, or when this
+    model already is the champion. A registry error propagates (it is not "no champion")."""
+    try:
+        found = mlflow.alias_version(CHAMPION_ALIAS)
+    except Exception as error:
+        raise Failure(
+            description=f"cannot tell which model is {CHAMPION_ALIAS}: the registry "
+            f"{mlflow.active_registry_uri} failed with {type(error).__name__}: {error}"
+        ) from error
+    if found is None or found.tags.get(MODEL_KEY_TAG) == model_key:
+        return None
+    return ChampionRef(version=int(found.version), model_key=found.tags.get(MODEL_KEY_TAG, ""))
+
+
+def compare_with_champion(
+    model: TrainedModel, split: Split, mlflow: MlflowResource, champion: ChampionRef | None
+) -> ChampionComparison:
+    """The comparison (core.modeling.challenger.compare), the champion's pipeline loaded
+    from the registry after its file is checked."""
+    pipeline = None
+    if champion is not None:
+        pipeline, _ = mlflow.load_version_model(mlflow.get_version(champion.version))
+    return compare(model, split, champion, pipeline)
+
+
+@versioned_asset()
+def champion_comparison(
+    context: AssetExecutionContext,
+    train_test_split: Split,
+    trained_model: TrainedModel,
+    mlflow: MlflowResource,
+    step_cache: StepCacheResource,
+) -> Output[ChampionComparison]:
+    """The new model (challenger) and the current `champion`: both specs cross-validated on
+    the same folds of every row, with the paired differences' 95 % intervals."""
+    champion = current_champion(mlflow, trained_model.model_key)
+    result = run_cached(
+        context,
+        step_cache.store(),
+        lambda: compare_with_champion(trained_model, train_test_split, mlflow, champion),
+        # The champion is outside state: which one we compare with is part of the key.
+        config={"champion": champion and (champion.version, champion.model_key)},
+        libraries=["scikit-learn", "scipy"],
+    )
+    comparison: ChampionComparison = result.value
+    metadata = {
+        "champion_version": comparison.champion_version,
+        "rows_compared": comparison.rows,
+        **cache_metadata(result),
+    }
+    for side in ("challenger", "champion"):
+        measured = getattr(comparison, side)
+        if measured is not None:
+            metadata[f"{side}_r2"] = round(measured.r2, 4)
+            metadata[f"{side}_mae"] = round(measured.mae, 2)
+    if comparison.differences is not None:
+        d = comparison.differences
+        metadata["mae_difference_95"] = [round(d.mae.ci_low, 1), round(d.mae.ci_high, 1)]
+        metadata["r2_difference_95"] = [round(d.r2.ci_low, 4), round(d.r2.ci_high, 4)]
+    return Output(comparison, data_version=data_version(result), metadata=metadata)

@@ -1,1 +1,0 @@
-"""Pure modeling code: TPOT search, metrics, quality gates, the validation report."""

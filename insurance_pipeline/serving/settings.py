@@ -1,0 +1,46 @@
+"""The service's settings: one class, read from the environment (pydantic-settings).
+
+Every variable keeps the name the original service and the chart use (SERVICE_HOST,
+APP_NAME, …); see README "Serving"."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from insurance_pipeline.domain.layout import CHECKOUT, SERVED_ARTIFACT_DIR
+
+
+def _default_artifact_dir() -> Path:
+    state = os.environ.get("INSURANCE_STATE_DIR") or str(CHECKOUT)
+    return Path(state).expanduser().resolve() / SERVED_ARTIFACT_DIR
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, protected_namespaces=()
+    )
+
+    host: str = Field(default="127.0.0.1", validation_alias="SERVICE_HOST")
+    port: int = Field(default=8000, ge=1, le=65535, validation_alias="SERVICE_PORT")
+    artifact_dir: Path = Field(
+        default_factory=_default_artifact_dir, validation_alias="SERVING_ARTIFACT_DIR"
+    )
+    # The one model this deployment may load (set by the image and the chart).
+    model_sha256: str | None = Field(default=None, validation_alias="MODEL_SHA256")
+    app_name: str = Field(default="insurance-charges-model", validation_alias="APP_NAME")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # The original logs every prediction's inputs; they are health data.
+    log_prediction_inputs: bool = Field(default=True, validation_alias="LOG_PREDICTION_INPUTS")
+    body_timeout: float = Field(default=10.0, gt=0, validation_alias="SERVICE_BODY_TIMEOUT_SECONDS")
+    shutdown_timeout: float = Field(
+        default=20.0, ge=0, validation_alias="SERVICE_SHUTDOWN_TIMEOUT_SECONDS"
+    )
+
+    @field_validator("model_sha256", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value):
+        return value or None

@@ -1,0 +1,167 @@
+"""The whole graph, materialized for real (tiny TPOT budget), then the cache at work."""
+
+from pathlib import Path
+
+import pytest
+
+from insurance_pipeline.core.modeling import search
+from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline_tests.helpers import (
+    TRAINING_ASSETS,
+    materialize,
+    metadata_by_asset,
+    mlflow,
+    registry_state,
+    tiny_run_config,
+)
+
+ISOLATED_CACHE = True  # asserts cold misses, then exactly which steps miss
+ASSETS = TRAINING_ASSETS
+CACHED = ASSETS[:-1]
+FLOOR = {"gates": {"r2_floor": 0.5}}  # this test is about caching, not the gate
+
+
+@pytest.fixture(scope="module")
+def first_run(workspace):
+    result = materialize(tiny_run_config(**FLOOR))
+    assert result.success
+    return metadata_by_asset(result), result
+
+
+@pytest.fixture
+def search_calls(monkeypatch):
+    calls = []
+    real = search.run_search
+
+    def counting_run_search(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(search, "run_search", counting_run_search)
+    return calls
+
+
+def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspace):
+    meta, result = first_run
+    assert list(meta) == ASSETS
+    assert all(meta[a]["cache"] == "miss" for a in CACHED)
+    assert all(e.passed for e in result.get_asset_check_evaluations())
+    assert len(result.get_asset_check_evaluations()) == 6  # with interval_coverage
+    assert meta["champion_comparison"]["champion_version"] is None  # first model: no champion
+    segments = meta["validation_metrics"]["segments"]
+    for segment in ("smoker=yes", "smoker=no", "region=southwest", "sex=female"):
+        assert f"| {segment} |" in segments
+
+    assert meta["raw_insurance_data"]["sha256"] == file_sha256(workspace.csv)
+    assert meta["raw_insurance_data"]["rows"] == 1338
+    profile = Path(meta["insurance_data_profile"]["file"])
+    assert profile.is_file() and "ydata" in profile.read_text().lower()
+    assert meta["insurance_data_profile"]["duplicate_rows"] == 1
+    split = meta["train_test_split"]
+    assert (split["train_rows"], split["test_rows"], split["duplicates_dropped"]) == (1069, 268, 1)
+    assert meta["feature_transformer"]["n_features"] == 33
+    assert len(meta["feature_transformer"]["feature_names"]) == 33
+    assert meta["tpot_pipeline"]["pipeline"].split("(")[0] in {
+        "VotingRegressor",
+        "GradientBoostingRegressor",
+        "LGBMRegressor",
+        "XGBRegressor",
+    }
+    assert 0 < meta["tpot_pipeline"]["cv_score"] < 1  # r2 - MAE/100000
+
+    model = meta["trained_model"]
+    metrics = meta["validation_metrics"]
+    assert 0.5 < metrics["r2"] <= 1 and metrics["test_rows"] == 268
+    assert metrics["rmse"] == pytest.approx(metrics["mse"] ** 0.5, rel=1e-3)
+    report = Path(meta["validation_report"]["file"]).read_text()
+    assert report.count("data:image/png;base64,") == 3 and "r2" in report  # + the interval
+    assert "Prediction interval" in report and "smoker=yes" in report
+    assert 0.8 <= metrics["interval_coverage"] <= 0.97
+    assert metrics["interval_mean_width"] > 0 and meta["prediction_interval"]["level"] == 0.9
+    assert "Metrics per segment" in report and "smoker" in report
+    assert "![residuals](data:image/png;base64," in meta["validation_report"]["plots"]
+
+    registered = meta["registered_model"]
+    assert (registered["version"], registered["alias"], registered["new_version"]) == (
+        1,
+        "champion",
+        True,
+    )
+    assert registry_state() == ([1], 1)
+
+    # the MLflow run carries params, tags and metrics
+    run = mlflow().client().get_run(model["mlflow_run_id"])
+    assert run.data.tags["data_sha256"] == file_sha256(workspace.csv)
+    assert len(run.data.tags["model_pickle_sha256"]) == 64
+    assert run.data.params["split_seed"] == "42"
+    assert "lib.scikit-learn" in run.data.params
+    assert run.data.metrics["holdout_r2"] == pytest.approx(metrics["r2"], abs=1e-4)
+
+
+def test_second_run_is_all_cache_hits_without_search_or_new_version(first_run, search_calls):
+    meta, _ = first_run
+    again = metadata_by_asset(materialize(tiny_run_config(**FLOOR)))
+    assert {a: again[a]["cache"] for a in CACHED} == {a: "hit" for a in CACHED}
+    assert search_calls == []
+    assert again["trained_model"]["model_key"] == meta["trained_model"]["model_key"]
+    assert again["registered_model"]["version"] == 1
+    assert again["registered_model"]["new_version"] is False
+    assert registry_state() == ([1], 1)
+
+
+def test_new_seed_misses_the_split_and_downstream_while_the_profile_hits(first_run, search_calls):
+    result = materialize(tiny_run_config(train_test_split={"seed": 7}, **FLOOR))
+    assert result.success
+    meta = metadata_by_asset(result)
+    assert meta["raw_insurance_data"]["cache"] == "hit"
+    assert meta["insurance_data_profile"]["cache"] == "hit"
+    for asset in CACHED[2:]:
+        assert meta[asset]["cache"] == "miss", asset
+    assert search_calls == [1]
+    assert registry_state() == ([1, 2], 2)
+
+
+def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, tmp_path):
+    import numpy as np
+
+    from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
+    from insurance_pipeline.domain.schema import FEATURE_COLUMNS
+    from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
+    from insurance_pipeline.serving.artifact import load_artifact
+
+    meta, _ = first_run
+    registry = mlflow()
+    version, folder = registry.download_serving_artifact(tmp_path / "served", alias="champion")
+    assert version == registry_state()[1]
+    loaded = load_artifact(folder)  # checks the champion's reference rows too
+    manifest = loaded.manifest
+    assert manifest.version == version and manifest.model_name == "insurance_charges_model"
+    assert manifest.sha256 == registry.alias_version("champion").tags[SERVING_SHA_TAG]
+    assert len(loaded.model.encoder.dfs.ops) == 30 and manifest.trees > 0
+    rows = to_typed_frame(read_insurance_csv(Path(meta["raw_insurance_data"]["file"])))
+    X = rows[list(FEATURE_COLUMNS)]
+    # Compare with the champion's own trained pipeline, as logged to its MLflow run.
+    trained, _ = registry.load_version_model(registry.alias_version("champion"))
+    served_rows = [{**r, "smoker": r["smoker"] == "yes"} for r in X.to_dict("records")]
+    np.testing.assert_allclose(
+        loaded.model.predict(served_rows).charges, trained.predict(X), rtol=0, atol=1e-6
+    )
+
+
+def test_a_training_run_observes_the_csv_first(first_run, workspace):
+    """The UI shows the CSV's version as the run read it, never "Never observed"."""
+    from dagster import AssetKey, DagsterInstance
+
+    from insurance_pipeline.defs.training.schedule import current_data_version
+
+    _, result = first_run
+    observed = [
+        e.asset_observation_data.asset_observation.asset_key
+        for e in result.all_events
+        if e.is_asset_observation
+    ]
+    assert observed == [AssetKey("insurance_csv")]
+    with DagsterInstance.get() as instance:
+        assert current_data_version(instance, AssetKey("insurance_csv")) == file_sha256(
+            workspace.csv
+        )
