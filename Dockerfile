@@ -21,7 +21,7 @@ WORKDIR /src
 # vocabulary it shares with training; no training code, no training library.
 COPY constraints.txt ./
 COPY deploy/service/pyproject.toml ./pyproject.toml
-COPY insurance_pipeline/__init__.py ./insurance_pipeline/
+COPY insurance_pipeline/__init__.py insurance_pipeline/_compat.py ./insurance_pipeline/
 COPY insurance_pipeline/domain ./insurance_pipeline/domain
 COPY insurance_pipeline/serving ./insurance_pipeline/serving
 # Its dependencies only (numpy, FastAPI, uvicorn, pydantic). Then no installer either, and

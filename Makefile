@@ -39,7 +39,8 @@ test: install  ## run the whole test suite
 lint: install  ## ruff, the layer contracts (import-linter) and `dg check defs`
 	$(VENV)/bin/ruff check insurance_pipeline insurance_pipeline_tests benchmarks tooling
 	$(VENV)/bin/lint-imports
-	DAGSTER_HOME=$$(mktemp -d) $(VENV)/bin/dg check defs
+	@home=$$(mktemp -d) && cp dagster.yaml $$home/ && DAGSTER_HOME=$$home $(VENV)/bin/dg check defs; \
+		status=$$?; rm -rf $$home; exit $$status
 
 ui: install $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI on http://127.0.0.1:3000
 	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
@@ -55,7 +56,7 @@ bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + servic
 	$(PY) -m insurance_pipeline.cli export-champion
 	$(PY) benchmarks/bench_runtime.py --update-readme
 	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
-		--artifact-dir $$($(PY) -c 'from insurance_pipeline.settings import get_settings as g; print(g().serving_artifact_dir)')
+		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
 	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
 
 bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes README)
@@ -70,7 +71,7 @@ serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base dep
 # is measured and tested is what the image ships: the service's own distribution
 # (deploy/service/pyproject.toml, staged as the Dockerfile copies it) and its dependencies.
 SERVICE_SOURCES := $(shell find insurance_pipeline/serving insurance_pipeline/domain -name '*.py') \
-	insurance_pipeline/__init__.py deploy/service/pyproject.toml constraints.txt
+	insurance_pipeline/__init__.py insurance_pipeline/_compat.py deploy/service/pyproject.toml constraints.txt
 $(SERVING_VENV)/.installed: $(STAMP) $(SERVICE_SOURCES)
 	@test -x $(SERVING_VENV)/bin/python || $(PYTHON) -m venv $(SERVING_VENV)
 	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24,<27"

@@ -21,7 +21,7 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # _readme, and the (unshipped) tooling
 
 from _readme import update_readme_section  # noqa: E402
 
@@ -64,7 +64,7 @@ def build(version: int, base: str, workdir: Path) -> tuple[str, float]:
         build_volumes=(f"{CA_BUNDLE}:{CA_BUNDLE}:ro",) if Path(CA_BUNDLE).exists() else (),
     )
     model_dir = stage_build_context(workdir / "context")
-    _, folder = MlflowResource().download_serving_artifact(model_dir, version=version)
+    _, folder = MlflowResource.from_settings().download_serving_artifact(model_dir, version=version)
     sha = MlflowResource().get_version(version).tags[SERVING_SHA_TAG]
     command = build_command(
         target, version=version, model_sha256=sha, context_dir=model_dir.parent, binary="buildah"
@@ -124,7 +124,7 @@ def main() -> int:
     parser.add_argument("--service-python", default=str(ROOT / ".venv-serving" / "bin" / "python"))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    champion = MlflowResource().alias_version("champion")
+    champion = MlflowResource.from_settings().alias_version("champion")
     if champion is None:
         raise SystemExit("no champion: run `make run` first")
     version = int(champion.version)
@@ -132,7 +132,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         image, build_s = build(version, base, Path(tmp))
         artifact = Path(tmp) / "artifact"
-        MlflowResource().download_serving_artifact(artifact, version=version)
+        MlflowResource.from_settings().download_serving_artifact(artifact, version=version)
         python = args.service_python if Path(args.service_python).exists() else sys.executable
         ref_ready, ref_rss = measure_reference(python, artifact, args.runs)
         ready, rss = measure_image(image, args.runs)

@@ -43,9 +43,10 @@ def chosen_spec_and_holdout(run_args: list[str]):
     )
     from dagster import AssetKey, DagsterInstance
 
-    from insurance_pipeline.definitions import defs
+    from insurance_pipeline.definitions import build_definitions
 
     with DagsterInstance.get() as instance:
+        defs = build_definitions()
         search = defs.load_asset_value(AssetKey("tpot_pipeline"), instance=instance)
         metrics = defs.load_asset_value(AssetKey("validation_metrics"), instance=instance)
     return search, metrics.metrics
@@ -90,33 +91,13 @@ the fixed-spec figure, {gap:+.4f}, is {noise} two standard errors.
 """
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--update-readme", action="store_true")
-    parser.add_argument(
-        "--nested", action="store_true", help="also run the TPOT search inside 5 outer folds"
-    )
-    parser.add_argument("run_args", nargs="*", help="extra `cli run` arguments (budget)")
-    args = parser.parse_args()
-    if not os.environ.get("DAGSTER_HOME"):
-        raise SystemExit("DAGSTER_HOME is not set (make bench-model sets it)")
-    home = Path(os.environ["DAGSTER_HOME"])
-    if not (home / "dagster.yaml").exists():
-        home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-
-    search, holdout = chosen_spec_and_holdout(args.run_args)
+def cross_validated(frame, search, holdout, args) -> tuple[dict, dict]:
+    """(the JSON result, the CV summary) of 5x10 CV of the chosen spec with its interval."""
     from sklearn.base import clone
 
-    from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
-    from insurance_pipeline.core.data.split import drop_exact_duplicates
     from insurance_pipeline.core.modeling.evaluation import cross_validate
     from insurance_pipeline.core.modeling.intervals import IntervalConfig
-    from insurance_pipeline.settings import get_settings
 
-    frame, _ = drop_exact_duplicates(to_typed_frame(read_insurance_csv(get_settings().data_path)))
     started = time.perf_counter()
     cv = cross_validate(
         frame,
@@ -125,9 +106,6 @@ def main() -> int:
         n_repeats=args.repeats,
         interval_config=IntervalConfig(),
     )
-    seconds = time.perf_counter() - started
-    interval = cv["interval"]
-    goal_met = cv["r2"]["mean"] >= 0.860 and cv["mae"]["mean"] <= 1800
     result = {
         **{k: cv[k] for k in ("r2", "rmse", "mae")},
         "folds": cv["folds"],
@@ -140,11 +118,16 @@ def main() -> int:
         },
         "pipeline": search.description,
         "search_seconds": round(search.seconds, 1),
-        "goal_met": goal_met,
-        "cv_seconds": round(seconds, 1),
-        "interval": interval,
+        "goal_met": cv["r2"]["mean"] >= 0.860 and cv["mae"]["mean"] <= 1800,
+        "cv_seconds": round(time.perf_counter() - started, 1),
+        "interval": cv["interval"],
     }
-    table = f"""Measured {dt.date.today()}: {cv["splits"] if "splits" in cv else args.splits}-fold x {args.repeats}-repeat CV \
+    return result, cv
+
+
+def model_table(cv: dict, holdout, search, args) -> str:
+    interval = cv["interval"]
+    return f"""Measured {dt.date.today()}: {args.splits}-fold x {args.repeats}-repeat CV \
 ({cv["folds"]} folds) over the {cv["rows"]} rows the DAG keeps, transformer refitted per fold.
 
 | | r² | RMSE | MAE |
@@ -167,6 +150,34 @@ Prediction interval ({interval["level"]:.0%}, calibrated inside each fold on its
 
 Coverage by segment: {", ".join(f"{k} {v:.3f}" for k, v in interval["coverage_by_segment"].items())}.
 """
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--splits", type=int, default=5)
+    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument(
+        "--nested", action="store_true", help="also run the TPOT search inside 5 outer folds"
+    )
+    parser.add_argument("run_args", nargs="*", help="extra `cli run` arguments (budget)")
+    args = parser.parse_args()
+    if not os.environ.get("DAGSTER_HOME"):
+        raise SystemExit("DAGSTER_HOME is not set (make bench-model sets it)")
+    home = Path(os.environ["DAGSTER_HOME"])
+    if not (home / "dagster.yaml").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+
+    search, holdout = chosen_spec_and_holdout(args.run_args)
+    from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
+    from insurance_pipeline.core.data.split import drop_exact_duplicates
+    from insurance_pipeline.settings import StateSettings
+
+    typed = to_typed_frame(read_insurance_csv(StateSettings().data_path))
+    frame, _ = drop_exact_duplicates(typed)
+    result, cv = cross_validated(frame, search, holdout, args)
+    table = model_table(cv, holdout, search, args)
     print(table)
     if args.update_readme:
         update_readme_section("model", table)

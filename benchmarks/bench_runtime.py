@@ -31,7 +31,7 @@ from _readme import update_readme_section  # noqa: E402
 def champion_pipeline():
     from insurance_pipeline.resources import MlflowResource
 
-    mlflow = MlflowResource()
+    mlflow = MlflowResource.from_settings()
     version = mlflow.alias_version("champion")
     if version is None:
         raise SystemExit("no champion: run `make run` first")
@@ -98,6 +98,56 @@ def process_rss_mib(script: str) -> float:
     return int(out.stdout.split()[-1]) / 1024
 
 
+def measure_onnx(pipeline, X, expected) -> dict:
+    import onnxruntime
+
+    from insurance_pipeline.core.modeling.pipeline import REGRESSOR_STEP
+
+    onnx_model = to_onnx(pipeline.named_steps[REGRESSOR_STEP], X.shape[1])
+    session = onnxruntime.InferenceSession(
+        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    name = session.get_inputs()[0].name
+    predicted = session.run(None, {name: X.astype(np.float32)})[0].ravel()
+    p50, p99 = latency_us(lambda x: session.run(None, {name: x.astype(np.float32)}), X[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.onnx"
+        path.write_bytes(onnx_model.SerializeToString())
+        rss = process_rss_mib(
+            "import numpy as np, onnxruntime as rt\n"
+            f"s = rt.InferenceSession({str(path)!r}, providers=['CPUExecutionProvider'])\n"
+            f"s.run(None, {{s.get_inputs()[0].name: np.zeros((1, {X.shape[1]}), np.float32)}})\n"
+        )
+        size = path.stat().st_size / 1024
+    error = float(np.abs(predicted - expected).max())
+    return {"error": error, "p50": p50, "p99": p99, "rss": rss, "size": size}
+
+
+def measure_ours(export, version: int, X, expected) -> dict:
+    from insurance_pipeline.serving.artifact import write_artifact
+
+    regressor = export.model.regressor
+    p50, p99 = latency_us(lambda x: regressor.predict_row(x[0]), X[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "ours"
+        write_artifact(
+            export.model,
+            export.references,
+            folder,
+            model_name="insurance_charges_model",
+            version=version,
+        )
+        rss = process_rss_mib(
+            "import numpy as np\n"
+            "from insurance_pipeline.serving.artifact import load_artifact\n"
+            f"m = load_artifact({str(folder)!r}).model\n"
+            f"m.regressor.predict_row(np.zeros({X.shape[1]}))\n"
+        )
+        size = (folder / "model.npz").stat().st_size / 1024
+    error = float(np.abs(regressor.predict(X) - expected).max())
+    return {"error": error, "p50": p50, "p99": p99, "rss": rss, "size": size}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--update-readme", action="store_true")
@@ -105,64 +155,20 @@ def main() -> int:
 
     import onnxruntime
 
-    from insurance_pipeline.core.data.contract import (
-        FEATURE_COLUMNS,
-        read_insurance_csv,
-        to_typed_frame,
-    )
+    from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
     from insurance_pipeline.core.export import export_pipeline
-    from insurance_pipeline.core.modeling.model import REGRESSOR_STEP
-    from insurance_pipeline.serving.artifact import write_artifact
-    from insurance_pipeline.settings import get_settings
+    from insurance_pipeline.domain.schema import FEATURE_COLUMNS
+    from insurance_pipeline.settings import StateSettings
 
     version, pipeline = champion_pipeline()
-    frame = to_typed_frame(read_insurance_csv(get_settings().data_path))[list(FEATURE_COLUMNS)]
+    frame = to_typed_frame(read_insurance_csv(StateSettings().data_path))[list(FEATURE_COLUMNS)]
     rows = [{**r, "smoker": r["smoker"] == "yes"} for r in frame.to_dict("records")]
     expected = pipeline.predict(frame)
     export = export_pipeline(pipeline)
+    X = export.model.encoder.encode(rows)
+    ours, onnx = measure_ours(export, version, X, expected), measure_onnx(pipeline, X, expected)
+    baseline_rss = process_rss_mib("import numpy\n")
     compiled = export.model
-    X = compiled.encoder.encode(rows)
-    ours_error = float(np.abs(compiled.predict_features(X) - expected).max())
-
-    onnx_model = to_onnx(pipeline.named_steps[REGRESSOR_STEP], X.shape[1])
-    session = onnxruntime.InferenceSession(
-        onnx_model.SerializeToString(), providers=["CPUExecutionProvider"]
-    )
-    name = session.get_inputs()[0].name
-    onnx_all = session.run(None, {name: X.astype(np.float32)})[0].ravel()
-    onnx_error = float(np.abs(onnx_all - expected).max())
-
-    x1 = X[:1]
-    ours_p50, ours_p99 = latency_us(lambda x: compiled.predict_feature_row(x[0]), x1)
-    onnx_p50, onnx_p99 = latency_us(lambda x: session.run(None, {name: x.astype(np.float32)}), x1)
-
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "ours"
-        write_artifact(
-            compiled,
-            export.reference_inputs,
-            export.reference_charges,
-            folder,
-            model_name="insurance_charges_model",
-            version=version,
-        )
-        onnx_path = Path(tmp) / "model.onnx"
-        onnx_path.write_bytes(onnx_model.SerializeToString())
-        ours_rss = process_rss_mib(
-            "import numpy as np\n"
-            f"from insurance_pipeline.serving.artifact import load_artifact\n"
-            f"m = load_artifact({str(folder)!r}).model\n"
-            f"m.predict_feature_row(np.zeros({X.shape[1]}))\n"
-        )
-        onnx_rss = process_rss_mib(
-            "import numpy as np, onnxruntime as rt\n"
-            f"s = rt.InferenceSession({str(onnx_path)!r}, providers=['CPUExecutionProvider'])\n"
-            f"s.run(None, {{s.get_inputs()[0].name: np.zeros((1, {X.shape[1]}), np.float32)}})\n"
-        )
-        baseline_rss = process_rss_mib("import numpy\n")
-        ours_size = (folder / "model.npz").stat().st_size / 1024
-        onnx_size = onnx_path.stat().st_size / 1024
-
     table = f"""Measured {dt.date.today()} on {os.cpu_count()} cores: champion v{version} \
 ({compiled.n_trees} trees, depth ≤ {compiled.depth}); onnxruntime {onnxruntime.__version__}. \
 Regressor only, on the same feature rows; RSS of a fresh process that imports the runtime and \
@@ -170,10 +176,10 @@ loads the model (numpy alone: {baseline_rss:.0f} MiB).
 
 | measure | numpy arrays (ours) | ONNX + onnxruntime |
 | --- | --- | --- |
-| largest difference from the training pipeline, all 1,338 rows | ${ours_error:.1e} | ${onnx_error:.2f} |
-| one row, p50 / p99 | {ours_p50:.0f} µs / {ours_p99:.0f} µs | {onnx_p50:.0f} µs / {onnx_p99:.0f} µs |
-| process RSS with the model loaded | {ours_rss:.0f} MiB | {onnx_rss:.0f} MiB |
-| model file | {ours_size:.0f} KiB | {onnx_size:.0f} KiB |
+| largest difference from the training pipeline, all 1,338 rows | ${ours["error"]:.1e} | ${onnx["error"]:.2f} |
+| one row, p50 / p99 | {ours["p50"]:.0f} µs / {ours["p99"]:.0f} µs | {onnx["p50"]:.0f} µs / {onnx["p99"]:.0f} µs |
+| process RSS with the model loaded | {ours["rss"]:.0f} MiB | {onnx["rss"]:.0f} MiB |
+| model file | {ours["size"]:.0f} KiB | {onnx["size"]:.0f} KiB |
 """
     print(table)
     if args.update_readme:

@@ -118,9 +118,9 @@ def in_process(artifact: Path, n: int = 5000) -> dict[str, float]:
     compiled, plain, with_interval = state.model.model, [], []
     for _ in range(n):
         started = time.perf_counter_ns()
-        compiled.predict_one(row)
+        compiled.regressor.predict_row(compiled.encoder.encode_row(row))
         middle = time.perf_counter_ns()
-        compiled.predict_one_with_interval(row)
+        compiled.predict_row(row)
         plain.append(middle - started)
         with_interval.append(time.perf_counter_ns() - middle)
     return {
@@ -129,6 +129,86 @@ def in_process(artifact: Path, n: int = 5000) -> dict[str, float]:
         "interval_ms": (statistics.median(with_interval) - statistics.median(plain)) / 1e6,
         "has_interval": compiled.interval is not None,
     }
+
+
+def start_processes(args, work: Path) -> tuple[subprocess.Popen, subprocess.Popen, int, int]:
+    """The trivial endpoint and `make serve`, each on its own free port."""
+    trivial_port, service_port = free_port(), free_port()
+    trivial = subprocess.Popen(
+        [args.service_python, "-m", "uvicorn", "trivial_endpoint:app"]
+        + ["--app-dir", str(ROOT / "benchmarks"), "--port", str(trivial_port)]
+        + ["--no-access-log", "--log-level", "warning"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    serve = subprocess.Popen(
+        ["make", "-s", "serve"],
+        cwd=ROOT,
+        stdout=open(work / "serve.log", "w"),  # noqa: SIM115 - lives with the process
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "SERVICE_PORT": str(service_port)},
+        start_new_session=True,
+    )
+    return trivial, serve, trivial_port, service_port
+
+
+def measure_http(args, script: Path, serve, trivial, service_port: int, trivial_port: int):
+    ready_s = wait_ready(f"http://127.0.0.1:{service_port}/api/health/ready", serve)
+    wait_ready(f"http://127.0.0.1:{trivial_port}/docs", trivial)
+    service_url = f"http://127.0.0.1:{service_port}{PREDICT}"
+    trivial_url = f"http://127.0.0.1:{trivial_port}/p"
+    wrk(service_url, 4, 3, script), wrk(trivial_url, 4, 3, script)  # warm-up
+    runs = {"service": [], "trivial": []}
+    for _ in range(3):
+        runs["trivial"].append(wrk(trivial_url, 4, args.seconds, script))
+        runs["service"].append(wrk(service_url, 4, args.seconds, script))
+    rss, processes = tree_rss_mib(serve.pid)
+    saturating = subprocess.Popen(
+        ["wrk", "-t1", "-c64", "-d20s", "-s", str(script), service_url],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(2)
+    health = wrk(f"http://127.0.0.1:{service_port}/api/health", 1, 7)
+    ready = wrk(f"http://127.0.0.1:{service_port}/api/health/ready", 1, 7)
+    saturated = saturating.communicate()[0]
+    return {
+        "ready_s": ready_s,
+        "runs": runs,
+        "best": {k: max(v, key=lambda r: r["rps"]) for k, v in runs.items()},
+        "rss": rss,
+        "processes": processes,
+        "health": health,
+        "ready": ready,
+        "saturated_rps": float(re.search(r"Requests/sec:\s+([\d.]+)", saturated).group(1)),
+    }
+
+
+def mark(ok: bool) -> str:
+    return "✅" if ok else "❌"
+
+
+def service_table(args, m: dict, inproc: dict) -> str:
+    s, t = m["best"]["service"], m["best"]["trivial"]
+    ratio = s["rps"] / t["rps"]
+    non_2xx = sum(r["non_2xx"] for r in m["runs"]["service"])
+    health, ready, rss, ready_s = m["health"], m["ready"], m["rss"], m["ready_s"]
+    return f"""Measured {dt.date.today()} on {os.cpu_count()} cores, load generator on the same machine: \
+wrk, 1 thread, 4 keep-alive connections, {args.seconds} s, best of 3 runs each, alternating; the service \
+is `make serve` (the champion, from `.venv-serving`), the reference is `benchmarks/trivial_endpoint.py` \
+under the same uvicorn.
+
+| measure | value | goal |
+| --- | --- | --- |
+| service / trivial endpoint, requests/s | {s["rps"]:,.0f} / {t["rps"]:,.0f} = **{ratio:.2f}×** | ≥ 0.6× {mark(ratio >= 0.6)} |
+| service latency p50 / p99 | {s["p50_ms"]:.2f} ms / {s["p99_ms"]:.2f} ms (trivial: {t["p50_ms"]:.2f} / {t["p99_ms"]:.2f}) | p99 ≤ 5 ms {mark(s["p99_ms"] <= 5)} |
+| non-2xx responses, all service runs | {non_2xx} | 0 {mark(non_2xx == 0)} |
+| in-process predict path, one row, 2 log records, p50 / p99 | {inproc["p50_ms"]:.3f} ms / {inproc["p99_ms"]:.3f} ms | p50 ≤ 0.15 ms {mark(inproc["p50_ms"] <= 0.15)} |
+| the interval's cost per row (in-process, p50 with it minus without) | {inproc["interval_ms"]:.3f} ms{"" if inproc["has_interval"] else " (no interval in this model)"} | ≤ 0.05 ms {mark(inproc["has_interval"] and inproc["interval_ms"] <= 0.05)} |
+| `make serve` RSS, summed over its {m["processes"]} processes | {rss:.0f} MiB | ≤ 120 MiB {mark(rss <= 120)} |
+| `/api/health` / `/api/health/ready` p99 while 64 connections saturate predictions ({m["saturated_rps"]:,.0f} req/s) | {health["p99_ms"]:.1f} ms / {ready["p99_ms"]:.1f} ms | ≤ 50 ms {mark(max(health["p99_ms"], ready["p99_ms"]) <= 50)} |
+| `make serve` to ready (export + start) | {ready_s:.1f} s | ≤ 60 s {mark(ready_s <= 60)} |
+"""
 
 
 def main() -> int:
@@ -143,85 +223,14 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
     script = work / "post.lua"
     script.write_text(POST_SCRIPT % __import__("json").dumps(EXAMPLE_INPUT))
-    trivial_port, service_port = free_port(), free_port()
-    trivial = subprocess.Popen(
-        [
-            args.service_python,
-            "-m",
-            "uvicorn",
-            "trivial_endpoint:app",
-            "--app-dir",
-            str(ROOT / "benchmarks"),
-            "--port",
-            str(trivial_port),
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    log = open(work / "serve.log", "w")  # noqa: SIM115 - closed below
-    serve = subprocess.Popen(
-        ["make", "-s", "serve"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "SERVICE_PORT": str(service_port)},
-        start_new_session=True,
-    )
+    trivial, serve, trivial_port, service_port = start_processes(args, work)
     try:
-        ready_s = wait_ready(f"http://127.0.0.1:{service_port}/api/health/ready", serve)
-        wait_ready(f"http://127.0.0.1:{trivial_port}/docs", trivial)
-        service_url = f"http://127.0.0.1:{service_port}{PREDICT}"
-        trivial_url = f"http://127.0.0.1:{trivial_port}/p"
-        wrk(service_url, 4, 3, script), wrk(trivial_url, 4, 3, script)  # warm-up
-        runs = {"service": [], "trivial": []}
-        for _ in range(3):
-            runs["trivial"].append(wrk(trivial_url, 4, args.seconds, script))
-            runs["service"].append(wrk(service_url, 4, args.seconds, script))
-        best = {k: max(v, key=lambda r: r["rps"]) for k, v in runs.items()}
-        rss, processes = tree_rss_mib(serve.pid)
-
-        saturating = subprocess.Popen(
-            ["wrk", "-t1", "-c64", "-d20s", "-s", str(script), service_url],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        time.sleep(2)
-        health = wrk(f"http://127.0.0.1:{service_port}/api/health", 1, 7)
-        ready = wrk(f"http://127.0.0.1:{service_port}/api/health/ready", 1, 7)
-        saturated = saturating.communicate()[0]
-        saturated_rps = float(re.search(r"Requests/sec:\s+([\d.]+)", saturated).group(1))
+        measured = measure_http(args, script, serve, trivial, service_port, trivial_port)
     finally:
         os.killpg(serve.pid, signal.SIGTERM)
         trivial.terminate()
         serve.wait(30), trivial.wait(30)
-        log.close()
-
-    s, t = best["service"], best["trivial"]
-    ratio = s["rps"] / t["rps"]
-    non_2xx = sum(r["non_2xx"] for r in runs["service"])
-
-    def mark(ok: bool) -> str:
-        return "✅" if ok else "❌"
-
-    table = f"""Measured {dt.date.today()} on {os.cpu_count()} cores, load generator on the same machine: \
-wrk, 1 thread, 4 keep-alive connections, {args.seconds} s, best of 3 runs each, alternating; the service \
-is `make serve` (the champion, from `.venv-serving`), the reference is `benchmarks/trivial_endpoint.py` \
-under the same uvicorn.
-
-| measure | value | goal |
-| --- | --- | --- |
-| service / trivial endpoint, requests/s | {s["rps"]:,.0f} / {t["rps"]:,.0f} = **{ratio:.2f}×** | ≥ 0.6× {mark(ratio >= 0.6)} |
-| service latency p50 / p99 | {s["p50_ms"]:.2f} ms / {s["p99_ms"]:.2f} ms (trivial: {t["p50_ms"]:.2f} / {t["p99_ms"]:.2f}) | p99 ≤ 5 ms {mark(s["p99_ms"] <= 5)} |
-| non-2xx responses, all service runs | {non_2xx} | 0 {mark(non_2xx == 0)} |
-| in-process predict path, one row, 2 log records, p50 / p99 | {inproc["p50_ms"]:.3f} ms / {inproc["p99_ms"]:.3f} ms | p50 ≤ 0.15 ms {mark(inproc["p50_ms"] <= 0.15)} |
-| the interval's cost per row (in-process, p50 with it minus without) | {inproc["interval_ms"]:.3f} ms{"" if inproc["has_interval"] else " (no interval in this model)"} | ≤ 0.05 ms {mark(inproc["has_interval"] and inproc["interval_ms"] <= 0.05)} |
-| `make serve` RSS, summed over its {processes} processes | {rss:.0f} MiB | ≤ 120 MiB {mark(rss <= 120)} |
-| `/api/health` / `/api/health/ready` p99 while 64 connections saturate predictions ({saturated_rps:,.0f} req/s) | {health["p99_ms"]:.1f} ms / {ready["p99_ms"]:.1f} ms | ≤ 50 ms {mark(max(health["p99_ms"], ready["p99_ms"]) <= 50)} |
-| `make serve` to ready (export + start) | {ready_s:.1f} s | ≤ 60 s {mark(ready_s <= 60)} |
-"""
+    table = service_table(args, measured, inproc)
     print(table)
     if args.update_readme:
         update_readme_section("service", table)

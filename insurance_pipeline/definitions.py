@@ -7,14 +7,9 @@ pyproject.toml), loaded with `load_from_defs_folder`, run in process.
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from dagster import BetaWarning, Definitions, in_process_executor, load_from_defs_folder
-
-# Data versions and observable sources are the documented staleness tools, marked beta.
-warnings.filterwarnings("ignore", category=BetaWarning)
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+from dagster import Definitions, in_process_executor, load_from_defs_folder
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 

@@ -141,16 +141,19 @@ def patched_environ(values: dict[str, str]) -> Iterator[None]:
 
 
 def definitions():
-    """The code location as it loads now (its resources follow the current environment),
-    loaded inside the current instance as Dagster's own tools do."""
-    from dagster import DagsterInstance
+    """The code location as it loads now (its resources follow the current environment).
+    Loaded in a fresh context: Dagster keeps the state storage of the instance last entered
+    in a context variable, which a test's earlier, closed instance may still occupy."""
+    import contextvars
 
     from insurance_pipeline.definitions import build_definitions
 
-    with DagsterInstance.get():
+    def load():
         defs = build_definitions()
-        defs.get_repository_def()  # resolved (and cached) inside the instance too
+        defs.get_repository_def()  # resolved (and cached) in the same context
         return defs
+
+    return contextvars.Context().run(load)
 
 
 def materialize(run_config: dict[str, Any]):

@@ -5,7 +5,9 @@ import os
 import pytest
 from dagster import AssetKey
 
-from insurance_pipeline.definitions import defs
+from insurance_pipeline_tests.helpers import definitions
+
+defs = definitions()
 
 EDGES = {
     "raw_insurance_data": {"insurance_csv"},

@@ -19,18 +19,19 @@ from insurance_pipeline.settings import DeploySettings, MlflowSettings, StateSet
 
 
 def _from_env(name: str, resolved: str):
-    """An EnvVar when the variable is set (its value, a URI that may hold a password, stays
-    out of the UI and the run config), else the resolved default."""
+    """An EnvVar when the variable is set (resolved when a run starts, and kept out of the UI
+    and the run config: a URI may hold a password), else the default resolved now."""
     return dg.EnvVar(name) if os.environ.get(name) else resolved
 
 
 def resources_for(
     state: StateSettings, mlflow: MlflowSettings, deploy: DeploySettings
 ) -> dict[str, object]:
-    step_cache = StepCacheResource(root_dir=str(state.cache_dir))
+    step_cache = StepCacheResource(root_dir=_from_env("INSURANCE_CACHE_DIR", str(state.cache_dir)))
     return {
         "data": InsuranceDataResource(
-            csv_path=str(state.data_path), artifacts_dir=str(state.artifacts_dir)
+            csv_path=_from_env("INSURANCE_DATA_PATH", str(state.data_path)),
+            artifacts_dir=_from_env("INSURANCE_ARTIFACTS_DIR", str(state.artifacts_dir)),
         ),
         "mlflow": MlflowResource(
             tracking_uri=_from_env("MLFLOW_TRACKING_URI", mlflow.tracking_uri),

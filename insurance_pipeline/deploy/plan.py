@@ -31,6 +31,7 @@ SERVICE_FILES = (
     "constraints.txt",
     "deploy/service/pyproject.toml",
     "insurance_pipeline/__init__.py",
+    "insurance_pipeline/_compat.py",
     "insurance_pipeline/domain",
     "insurance_pipeline/serving",
 )

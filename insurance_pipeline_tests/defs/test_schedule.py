@@ -1,5 +1,7 @@
 """The weekly schedule requests exactly the stale training assets."""
 
+import contextvars
+
 import pandas as pd
 import pytest
 from dagster import AssetKey, AssetsDefinition, DagsterInstance, Definitions, RunRequest, SkipReason
@@ -38,8 +40,7 @@ def assets_with_code_version(step: str, version: str):
         asset_checks=defs.asset_checks,
         resources=defs.resources,
     )
-    with DagsterInstance.get():  # resolved inside the instance, as Dagster's tools do
-        return edited.get_repository_def().assets_defs_by_key
+    return contextvars.Context().run(lambda: edited.get_repository_def().assets_defs_by_key)
 
 
 def test_nothing_is_stale_right_after_a_run(materialized):

@@ -42,6 +42,7 @@ def test_build_context_holds_only_what_the_image_needs(tmp_path):
     }
     assert {p.name for p in (context / "insurance_pipeline").iterdir()} == {
         "__init__.py",
+        "_compat.py",
         "domain",
         "serving",
     }

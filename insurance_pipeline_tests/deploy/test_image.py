@@ -201,7 +201,7 @@ def test_the_image_serves_the_champion_as_uid_10001(
         shipped = json.loads(listing)
         assert {
             pathlib_name.split("insurance_pipeline/")[1].split("/")[0] for pathlib_name in shipped
-        } == {"__init__.py", "domain", "serving"}, sorted(shipped)
+        } == {"__init__.py", "_compat.py", "domain", "serving"}, sorted(shipped)
         for path, source in shipped.items():
             assert not imported_top_modules(source) & set(TRAINING_STACK), path
         baked = ctr.exec("sha256sum", f"/app/model/{NPZ_FILE}").split()[0]

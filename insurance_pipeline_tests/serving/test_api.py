@@ -210,3 +210,42 @@ def test_the_interval_is_the_trained_one_and_holds_the_charges(
         assert (interval["lower"], interval["upper"]) == (round(low, 2), round(high, 2))
     widths = [b["interval"]["upper"] - b["interval"]["lower"] for b in single]
     assert len(set(widths)) == len(widths)  # adaptive: each row its own width
+
+
+def test_the_fastapi_route_answers_as_the_fast_path_does(artifact_dir, trained_pipeline):
+    """The route that documents the endpoint, on its success path: the same status, body
+    and records as the fast path that usually answers first."""
+    import io
+    import logging
+
+    from fastapi.testclient import TestClient
+
+    from insurance_pipeline.serving.app import create_app
+    from insurance_pipeline.serving.logging import configure_logging, flush_logs
+    from insurance_pipeline.serving.settings import ServiceSettings
+
+    answers, records = {}, {}
+    for fast in (True, False):
+        stream = io.StringIO()
+        configure_logging(stream=stream)
+        try:
+            app = create_app(ServiceSettings(artifact_dir=artifact_dir), fast_path=fast)
+            with TestClient(app) as client:
+                answers[fast] = client.post(PREDICT, json=VALID)
+            flush_logs()
+        finally:
+            logging.getLogger().handlers[:] = []
+        lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+        records[fast] = [
+            {k: v for k, v in r.items() if k != "asctime"}
+            for r in lines
+            if r["name"] == "insurance_charges_model_logger"
+        ]
+    assert answers[False].status_code == 200
+    assert answers[False].content == answers[True].content
+    assert answers[False].json()["charges"] == expected_charges(trained_pipeline, VALID)
+    assert [r["message"] for r in records[False]] == [
+        "Prediction requested.",
+        "Prediction created.",
+    ]
+    assert records[False] == records[True]

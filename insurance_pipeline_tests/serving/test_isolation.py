@@ -9,22 +9,8 @@ import pytest
 
 from insurance_pipeline.domain.layout import CHECKOUT
 from insurance_pipeline_tests.helpers import SERVING_VENV_PYTHON
+from insurance_pipeline_tests.helpers import TRAINING_LIBRARIES as BLOCKED
 
-# Training libraries: none of them in the service's process, install or image.
-BLOCKED = (
-    "dagster",
-    "tpot",
-    "featuretools",
-    "woodwork",
-    "mlflow",
-    "sklearn",
-    "lightgbm",
-    "xgboost",
-    "scipy",
-    "pandas",
-    "pyarrow",
-    "joblib",
-)
 BLOCKER = textwrap.dedent(
     f"""
     import importlib.abc, sys

@@ -15,6 +15,7 @@ from pydantic import Field
 from insurance_pipeline.defs._steps import versioned_asset
 from insurance_pipeline.defs.deploy.approval import version_approval
 from insurance_pipeline.deploy.plan import (
+    MODEL_DIR,
     DeployInputError,
     build_command,
     helm_values,
@@ -118,45 +119,9 @@ def record_outcome(mode: str, mlflow: MlflowResource, version: int, metadata: di
         metadata["alias"] = "not moved (dry-run: nothing was rolled out)"
 
 
-@versioned_asset(
-    deps=["registered_model"],  # by key: this module's assets are the deploy group
-    description="Image build + push (by digest) + helm upgrade of one validated model version.",
-)
-def deployment(
-    context: AssetExecutionContext,
-    config: DeployConfig,
-    mlflow: MlflowResource,
-    deployer: DeployRunnerResource,
-    data: InsuranceDataResource,
-) -> MaterializeResult:
-    version = config.model_version
-    model_sha = approved_sha(mlflow, version)
-    target = deployer.target()
-    try:
-        validate_inputs(target, version, model_sha)
-    except DeployInputError as error:
-        raise Failure(f"deploy of version {version} refused: {error}") from error
-    objects = checked_chart(deployer, target, version, model_sha)
-
-    # The build context holds exactly this version's verified artifact.
-    workdir = data.artifacts("images", f"v{version}")
-    model_dir = stage_build_context(workdir / "context")
-    mlflow.download_serving_artifact(model_dir, version=version)
-    digest_file = workdir / "pushed.digest"
-    digest_file.unlink(missing_ok=True)
-
-    # Build, push, read the digest back, roll out by digest; stop at the first failure.
-    started = time.perf_counter()
-    metadata = {
-        "model_version": version,
-        "mode": deployer.mode,
-        "builder": target.builder,
-        "image": f"{target.repository}:{image_tag(version)}",
-        "rendered_objects": MetadataValue.json(
-            [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
-        ),
-    }
-    commands = CommandLog(context, deployer, version, metadata)
+def ship(commands: CommandLog, deployer, target, version: int, model_sha: str, workdir) -> None:
+    """Build, push, read the digest back, roll out by digest; stop at the first failure."""
+    model_dir, digest_file = workdir / "context" / MODEL_DIR, workdir / "pushed.digest"
     binary = deployer.builder_binary()
     commands.run(
         build_command(
@@ -176,6 +141,43 @@ def deployment(
     commands.run(
         upgrade_command(target, write_values_file(values, workdir / "values.yaml"), deployer.helm())
     )
+
+
+@versioned_asset(
+    deps=["registered_model"],  # by key: this module's assets are the deploy group
+    description="Image build + push (by digest) + helm upgrade of one validated model version.",
+)
+def deployment(
+    context: AssetExecutionContext,
+    config: DeployConfig,
+    mlflow: MlflowResource,
+    deployer: DeployRunnerResource,
+    data: InsuranceDataResource,
+) -> MaterializeResult:
+    version = config.model_version
+    model_sha = approved_sha(mlflow, version)
+    target = deployer.target()
+    try:
+        validate_inputs(target, version, model_sha)
+    except DeployInputError as error:
+        raise Failure(f"deploy of version {version} refused: {error}") from error
+    objects = checked_chart(deployer, target, version, model_sha)
+    # The build context holds exactly this version's verified artifact.
+    workdir = data.artifacts("images", f"v{version}")
+    mlflow.download_serving_artifact(stage_build_context(workdir / "context"), version=version)
+    (workdir / "pushed.digest").unlink(missing_ok=True)
+    started = time.perf_counter()
+    metadata = {
+        "model_version": version,
+        "mode": deployer.mode,
+        "builder": target.builder,
+        "image": f"{target.repository}:{image_tag(version)}",
+        "rendered_objects": MetadataValue.json(
+            [f"{o['kind']}/{o['metadata']['name']}" for o in objects]
+        ),
+    }
+    commands = CommandLog(context, deployer, version, metadata)
+    ship(commands, deployer, target, version, model_sha, workdir)
     commands.metadata["seconds"] = round(time.perf_counter() - started, 3)
     record_outcome(deployer.mode, mlflow, version, commands.metadata)
     return MaterializeResult(metadata=commands.metadata)
