@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # The model service image: base (serving-only) install + one registered model version.
 #   docker build --build-arg MODEL_DIR=model --build-arg MODEL_VERSION=<n> \
-#     --build-arg MODEL_SHA256=<sha256 of model.npz> -t <repo>:v<n> <context>
+#     --build-arg MODEL_SHA256=<sha256 of manifest.json> -t <repo>:v<n> <context>
 #   buildah bud --isolation chroot --network host (same build args) -t <repo>:v<n> <context>
 # (MODEL_DIR: a folder inside the build context with model.npz + manifest.json: the model
 # compiled to numpy arrays, so the image needs no scikit-learn, LightGBM or OpenMP runtime.)
@@ -51,8 +51,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
 COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json /app/model/
-# The build fails unless the baked-in file is the registered one.
-RUN test -n "${MODEL_SHA256}" && echo "${MODEL_SHA256}  /app/model/model.npz" | sha256sum -c -
+# The build fails unless the baked-in files are the approved ones: MODEL_SHA256 pins the
+# manifest, which pins model.npz; the service's own loader checks both and the reference rows.
+RUN test -n "${MODEL_SHA256}" \
+    && echo "${MODEL_SHA256}  /app/model/manifest.json" | sha256sum -c - \
+    && /opt/venv/bin/python -c "from insurance_pipeline.serving.artifact import load_artifact; \
+load_artifact('/app/model', '${MODEL_SHA256}')"
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000

@@ -25,9 +25,13 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # _readme, and the (unship
 
 from _readme import update_readme_section  # noqa: E402
 
+from insurance_pipeline.defs.deploy.approval import (  # noqa: E402
+    fetch_serving_artifact,
+    served_digest,
+    verified_approval,
+)
 from insurance_pipeline.deploy.plan import DeployTarget, build_command, stage_build_context  # noqa: E402
-from insurance_pipeline.resources import MlflowResource  # noqa: E402
-from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG  # noqa: E402
+from insurance_pipeline.resources import MlflowResource, TrustResource  # noqa: E402
 from tooling.container import image_size_bytes, running_image  # noqa: E402
 from tooling.images import ensure_base_image  # noqa: E402
 
@@ -56,16 +60,24 @@ def rss_mib(pids: list[int]) -> float:
     return sum(psutil.Process(pid).memory_info().rss for pid in pids) / 2**20
 
 
-def build(version: int, base: str, workdir: Path) -> tuple[str, float]:
+def fetch(version, workdir: Path) -> tuple[Path, str]:
+    """The version's serving artifact, verified against its signed approval, and its pin."""
+    mlflow, trust = MlflowResource.from_settings(), TrustResource.from_settings()
+    approval = verified_approval(mlflow, version, trust)
+    return fetch_serving_artifact(mlflow, version, approval, trust, workdir), served_digest(
+        approval
+    )
+
+
+def build(champion, base: str, workdir: Path) -> tuple[str, float]:
+    version = int(champion.version)
     target = DeployTarget(
         registry="localhost",
         builder="buildah",
         base_image=base,
         build_volumes=(f"{CA_BUNDLE}:{CA_BUNDLE}:ro",) if Path(CA_BUNDLE).exists() else (),
     )
-    model_dir = stage_build_context(workdir / "context")
-    _, folder = MlflowResource.from_settings().download_serving_artifact(model_dir, version=version)
-    sha = MlflowResource().get_version(version).tags[SERVING_SHA_TAG]
+    model_dir, sha = fetch(champion, stage_build_context(workdir / "context"))
     command = build_command(
         target, version=version, model_sha256=sha, context_dir=model_dir.parent, binary="buildah"
     )
@@ -130,9 +142,8 @@ def main() -> int:
     version = int(champion.version)
     base = ensure_base_image(log=lambda line: print(line, file=sys.stderr))
     with tempfile.TemporaryDirectory() as tmp:
-        image, build_s = build(version, base, Path(tmp))
-        artifact = Path(tmp) / "artifact"
-        MlflowResource.from_settings().download_serving_artifact(artifact, version=version)
+        image, build_s = build(champion, base, Path(tmp))
+        artifact, _ = fetch(champion, Path(tmp) / "artifact")
         python = args.service_python if Path(args.service_python).exists() else sys.executable
         ref_ready, ref_rss = measure_reference(python, artifact, args.runs)
         ready, rss = measure_image(image, args.runs)

@@ -42,6 +42,8 @@ def parse(stdout: str) -> dict[str, str]:
     found["hits"] = str(len(re.findall(r"cache: hit", stdout)))
     version = re.search(r"registered model: \S+ version (\d+)", stdout)
     found["version"] = version.group(1) if version else "-"
+    trust = re.search(r"trust: (\d+) signed, (\d+) verified, (\d+) ms", stdout)
+    found["trust"] = trust.groups() if trust else ("-", "-", "-")
     return found
 
 
@@ -73,6 +75,8 @@ def main() -> int:
 | warm re-run, nothing changed | {warm_s:.1f} s ({warm["misses"]} steps recomputed, {warm["hits"]} cache hits) | ≤ 30 s, 0 recomputed |
 | holdout r² / MAE / RMSE (seed 42, 268 rows) | {cold.get("r2")} / {cold.get("mae")} / {cold.get("rmse")} | |
 | registered version after warm run | {warm["version"]} (cold: {cold["version"]}) | unchanged |
+| signing and verifying in the warm run | {warm["trust"][2]} ms ({warm["trust"][0]} signatures, {warm["trust"][1]} verifications) | ≤ 1,000 ms |
+| … in the cold run | {cold["trust"][2]} ms ({cold["trust"][0]} signatures, {cold["trust"][1]} verifications) | |
 """
     print(table)
     if args.update_readme:

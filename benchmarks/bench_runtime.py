@@ -29,13 +29,16 @@ from _readme import update_readme_section  # noqa: E402
 
 
 def champion_pipeline():
-    from insurance_pipeline.resources import MlflowResource
+    """The champion's trained pipeline, unpickled once its signed approval verified."""
+    from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
+    from insurance_pipeline.resources import MlflowResource, TrustResource
 
-    mlflow = MlflowResource.from_settings()
+    mlflow, trust = MlflowResource.from_settings(), TrustResource.from_settings()
     version = mlflow.alias_version("champion")
     if version is None:
         raise SystemExit("no champion: run `make run` first")
-    pipeline, _ = mlflow.load_version_model(version)
+    approval = verified_approval(mlflow, version, trust)
+    pipeline, _ = load_approved_model(mlflow, version, approval)
     return int(version.version), pipeline
 
 

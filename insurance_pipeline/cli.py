@@ -103,6 +103,19 @@ def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
 RUN_LOCK = "insurance-pipeline-run.lock"
 
 
+def checked_policy(args: argparse.Namespace) -> str | None:
+    """Why the gate settings given on the command line are refused, if they are."""
+    from insurance_pipeline.core.gates.policy import GatePolicy, PolicyError
+
+    if args.r2_floor is None:
+        return None
+    try:
+        GatePolicy(r2_floor=args.r2_floor)
+    except PolicyError as error:
+        return f"--r2-floor: {error}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
@@ -111,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set; `make run` sets it to .dagster/", file=sys.stderr)
+        return 2
+    refused = checked_policy(args)
+    if refused:
+        print(f"run refused before any step: {refused}", file=sys.stderr)
         return 2
     job = defs.resolve_job_def("training")
     # One run per state at a time: a second `make run` waits here, then finds every step in
@@ -121,8 +138,15 @@ def run(args: argparse.Namespace) -> int:
             run_config=build_run_config(args), instance=instance, raise_on_error=False
         )
     lines, ok = summarize(result)
-    print("\n".join(lines), flush=True)
+    print("\n".join([*lines, trust_line()]), flush=True)
     return 0 if ok else 1
+
+
+def trust_line() -> str:
+    """What signing and verifying cost this run (`make bench` reads it)."""
+    from insurance_pipeline.core.trust.keys import STATS
+
+    return f"trust: {STATS.signed} signed, {STATS.verified} verified, {STATS.seconds * 1000:.0f} ms"
 
 
 def clean_cache(args: argparse.Namespace) -> int:
@@ -139,19 +163,28 @@ def clean_cache(args: argparse.Namespace) -> int:
 
 def export_champion(args: argparse.Namespace) -> int:
     """Resolve the alias in the registry and put its serving artifact where the service
-    reads it (the service itself never talks to MLflow)."""
-    from insurance_pipeline.resources import MlflowResource
+    reads it (the service itself never talks to MLflow), once its approval and every file
+    verified under the trusted keys."""
+    from insurance_pipeline.core.trust.keys import TrustError
+    from insurance_pipeline.defs.deploy.approval import fetch_serving_artifact, verified_approval
+    from insurance_pipeline.resources import MlflowResource, TrustResource
     from insurance_pipeline.serving.settings import ServiceSettings
 
     dest = Path(args.dest) if args.dest else ServiceSettings().artifact_dir
+    mlflow = MlflowResource.from_settings()
     try:
-        version, folder = MlflowResource.from_settings().download_serving_artifact(
-            dest, alias=args.alias
-        )
-    except (LookupError, ValueError) as error:
+        found = mlflow.alias_version(args.alias)
+        if found is None:
+            raise LookupError(
+                f"no version of {mlflow.model_name} has the alias {args.alias!r}; "
+                "run `make run` first"
+            )
+        trust = TrustResource.from_settings()
+        fetch_serving_artifact(mlflow, found, verified_approval(mlflow, found, trust), trust, dest)
+    except (LookupError, ValueError, TrustError) as error:
         print(f"export-champion: {error}", file=sys.stderr)
         return 1
-    print(f"{args.alias}: version {version} -> {folder}")
+    print(f"{args.alias}: version {found.version} -> {dest}")
     return 0
 
 

@@ -90,3 +90,41 @@ class DeploySettings(BaseSettings):
 class ScheduleSettings(BaseSettings):
     model_config = _CONFIG
     retrain_cron: str = Field(default="0 3 * * 1", validation_alias="INSURANCE_RETRAIN_CRON")
+
+
+class TrustSettings(BaseSettings):
+    """The pipeline's signing key and the public keys verifiers trust (README "Trust")."""
+
+    model_config = _CONFIG
+    signing_key: Path | None = Field(default=None, validation_alias="INSURANCE_SIGNING_KEY")
+    trusted_keys: str | None = Field(default=None, validation_alias="INSURANCE_TRUSTED_KEYS")
+
+    def signing_key_path(self, environment: str, state_dir: Path) -> Path:
+        """The private key's path. In `local` it defaults to one generated on first use under
+        the state directory; in `production` it must be given."""
+        from insurance_pipeline.core.trust.keys import TrustError, generate_key
+
+        if self.signing_key is not None:
+            path = self.signing_key.expanduser()
+            if not path.is_file():
+                raise TrustError(
+                    f"INSURANCE_SIGNING_KEY={path}: no such file (the pipeline's private "
+                    "signing key, a PEM file)"
+                )
+            return path
+        if environment == "production":
+            raise TrustError(
+                "INSURANCE_SIGNING_KEY is not set: in production the pipeline's private "
+                "signing key (a PEM file, e.g. a mounted Secret) is required"
+            )
+        return generate_key(state_dir / layout.SIGNING_KEY)
+
+    def trusted_key_paths(self) -> tuple[Path, ...]:
+        """INSURANCE_TRUSTED_KEYS: paths separated by commas or the path separator; empty:
+        trust the signing key's own public half."""
+        import os
+        import re
+
+        text = self.trusted_keys or ""
+        parts = [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", text)]
+        return tuple(Path(p).expanduser() for p in parts if p)

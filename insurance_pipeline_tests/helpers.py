@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from insurance_pipeline.core.trust.keys import generate_key
 from insurance_pipeline.domain.layout import CHECKOUT
 
 SHIPPED_CSV = CHECKOUT / "data" / "insurance.csv"
@@ -74,6 +76,16 @@ def imported_top_modules(source: str) -> set[str]:
     return found
 
 
+# One pipeline key for the whole session, as one pipeline has one key: the step cache that
+# test modules share stays trusted across their workspaces.
+# Child processes (spawned workers, the CLI) inherit it through the environment.
+SESSION_KEY = Path(
+    os.environ.get("INSURANCE_TEST_SESSION_KEY")
+    or generate_key(Path(tempfile.mkdtemp(prefix="insurance-test-keys-")) / "key.pem")
+)
+os.environ["INSURANCE_TEST_SESSION_KEY"] = str(SESSION_KEY)
+
+
 # -- state -----------------------------------------------------------------------------------
 
 
@@ -103,6 +115,7 @@ class Workspace:
             "INSURANCE_DATA_PATH": str(self.csv),
             "MLFLOW_TRACKING_URI": db,
             "MLFLOW_REGISTRY_URI": db,
+            "INSURANCE_SIGNING_KEY": str(SESSION_KEY),
         }
         if self.cache_dir is not None:
             env["INSURANCE_CACHE_DIR"] = str(self.cache_dir)
@@ -182,16 +195,18 @@ def run_selection(keys, **resource_config):
         )
 
 
-def deploy(version: int, deployer, tags: dict | None = None):
-    """The deploy job for one version, with this deployer."""
+def deploy(version: int, deployer, tags: dict | None = None, gates=None):
+    """The deploy job for one version, with this deployer (and this deployment's policy)."""
     from dagster import DagsterInstance
+
+    from insurance_pipeline.resources import GatesResource
 
     job = definitions().resolve_job_def("deploy")
     with DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
             instance=instance,
-            resources={"deployer": deployer},
+            resources={"deployer": deployer, "gates": gates or GatesResource()},
             tags=tags,
             raise_on_error=False,
         )
@@ -202,14 +217,19 @@ def evaluate_sensor(deployer=None):
     from dagster import DagsterInstance, build_sensor_context
 
     from insurance_pipeline.defs.deploy.sensor import SENSOR_NAME
-    from insurance_pipeline.resources import DeployRunnerResource
+    from insurance_pipeline.resources import DeployRunnerResource, GatesResource
 
     defs = definitions()
     with DagsterInstance.get() as instance:
         context = build_sensor_context(
             instance=instance,
             repository_def=defs.get_repository_def(),
-            resources={"mlflow": mlflow(), "deployer": deployer or DeployRunnerResource()},
+            resources={
+                "mlflow": mlflow(),
+                "deployer": deployer or DeployRunnerResource(),
+                "gates": GatesResource(),
+                "trust": trust(),
+            },
         )
         return defs.get_sensor_def(SENSOR_NAME)(context)
 
@@ -246,6 +266,19 @@ def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=900,
+    )
+
+
+def export_champion(dest: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`python -m insurance_pipeline.cli export-champion --dest DEST` (what `make serve` runs)."""
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_pipeline.cli", "export-champion", "--dest", str(dest)]
+        + list(extra),
+        env=dict(os.environ),
+        cwd=CHECKOUT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -299,6 +332,13 @@ def mlflow(**overrides):
     return MlflowResource.from_settings(**overrides)
 
 
+def trust():
+    """The trust resource for the current environment (the session's key)."""
+    from insurance_pipeline.resources import TrustResource
+
+    return TrustResource.from_settings()
+
+
 def registry_state() -> tuple[list[int], int | None]:
     """(all version numbers, champion version) of the registered model."""
     resource = mlflow()
@@ -308,6 +348,41 @@ def registry_state() -> tuple[list[int], int | None]:
     )
     champion = resource.alias_version("champion")
     return versions, int(champion.version) if champion else None
+
+
+# -- a registry that fails ------------------------------------------------------------------
+
+
+@contextmanager
+def serve_failing_registry(userinfo: str = ""):
+    """A real HTTP endpoint on 127.0.0.1 that answers every MLflow call with 403; its URL
+    (with `userinfo`, e.g. "mlflow:PASSWORD@", inside it)."""
+    import http.server
+    import threading
+
+    class FailingRegistry(http.server.BaseHTTPRequestHandler):
+        def _fail(self):
+            body = json.dumps(
+                {"error_code": "PERMISSION_DENIED", "message": "token may not read the registry"}
+            ).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_DELETE = _fail
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingRegistry)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{userinfo}127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
 
 
 # -- the service as a process ----------------------------------------------------------------

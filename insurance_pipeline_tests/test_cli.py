@@ -4,7 +4,9 @@ import subprocess
 import sys
 
 from insurance_pipeline.cache.store import StepCache
+from insurance_pipeline.core.trust.keys import Signer, Verifier
 from insurance_pipeline.domain.layout import CHECKOUT
+from insurance_pipeline_tests.helpers import SESSION_KEY
 
 
 def cli(tmp_path, *args):
@@ -24,7 +26,8 @@ def cli(tmp_path, *args):
 
 
 def test_clean_cache_empties_the_step_cache(tmp_path):
-    cache = StepCache(tmp_path / ".cache" / "steps")
+    signer = Signer(SESSION_KEY)
+    cache = StepCache(tmp_path / ".cache" / "steps", signer=signer, verifier=Verifier.of(signer))
     cache.get_or_compute("step", "k", lambda: b"x" * 100_000)
     proc = cli(tmp_path, "clean-cache")
     assert proc.returncode == 0, proc.stderr

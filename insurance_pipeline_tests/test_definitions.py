@@ -5,7 +5,7 @@ import os
 import pytest
 from dagster import AssetKey
 
-from insurance_pipeline_tests.helpers import definitions
+from insurance_pipeline_tests.helpers import SESSION_KEY, definitions
 
 defs = definitions()
 
@@ -116,6 +116,7 @@ def test_the_deployment_name_chooses_the_resources(deployment, expected):
             INSURANCE_DEPLOYMENT=deployment,
             DEPLOY_BUILDER="buildah",
             DEPLOY_REGISTRY="reg.example:5000",
+            INSURANCE_SIGNING_KEY=str(SESSION_KEY),  # production requires its key
         )
     code = (
         "from insurance_pipeline.definitions import defs; d = defs.resources['deployer']; "

@@ -1,16 +1,18 @@
 """Content-keyed step cache: key = hash(step, code version, upstream data versions, config,
 Python and library versions).
 
-Layout: `<root>/<step>/<key>/value.joblib` beside `meta.json`, which records the value's
-sha256 and data version. An entry is written into a private temporary folder and renamed
-into place in one step, so a crash or a concurrent run never leaves a half-written entry and
-two writers never share a temporary file. Every read checks the file against the sha256
-recorded when it was written before anything is unpickled.
+Layout: `<root>/<step>/<key>/value.bin` beside `meta.json`, a statement signed with the
+pipeline's key of the entry's step, key, format (`codec`), sha256 and data version. An entry
+is written into a private temporary folder and renamed into place in one step, so a crash or
+a concurrent run never leaves a half-written entry and two writers never share a temporary
+file. Every read verifies the signature under the trusted keys, then the file against the
+signed sha256, before anything is decoded; a pickle is only ever loaded that way. An entry
+that fails is refused: `get_or_compute` recomputes and replaces it, with a warning naming it.
 """
 
 from __future__ import annotations
 
-import json
+import hashlib
 import os
 import platform
 import shutil
@@ -24,10 +26,17 @@ from typing import Any
 
 import joblib
 
-from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.cache.codec import decode, encode
+from insurance_pipeline.core.trust.keys import Signer, Verifier
+from insurance_pipeline.core.trust.statements import (
+    UntrustedStatement,
+    open_statement,
+    sign_statement,
+)
 
-VALUE_FILE = "value.joblib"
+VALUE_FILE = "value.bin"
 META_FILE = "meta.json"
+STATEMENT = "step-cache-entry"
 
 
 # A library some installs ship under another distribution name (`make install` uses the CPU
@@ -86,9 +95,19 @@ class CachedResult:
 
 
 class StepCache:
-    def __init__(self, root: str | Path, bytes_limit: int | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        bytes_limit: int | None = None,
+        *,
+        signer: Signer | None = None,
+        verifier: Verifier | None = None,
+        warn: Callable[[str], None] | None = None,
+    ):
         self.root = Path(root)
         self.bytes_limit = bytes_limit
+        self.signer, self.verifier = signer, verifier
+        self.warn = warn or (lambda message: None)
 
     def _entry(self, step: str, key: str) -> Path:
         return self.root / step / key
@@ -96,58 +115,94 @@ class StepCache:
     def contains(self, step: str, key: str) -> bool:
         return (self._entry(step, key) / META_FILE).is_file()
 
-    def load(self, step: str, key: str) -> CachedResult:
-        """The stored value, after checking its file against the recorded sha256."""
+    def _meta(self, step: str, key: str) -> dict:
         entry = self._entry(step, key)
         try:
-            meta = json.loads((entry / META_FILE).read_text())
+            text = (entry / META_FILE).read_text()
         except FileNotFoundError as error:
             raise CacheEntryMissing(
                 f"step cache has no entry for {step} (key {key}) under {self.root}: it was "
                 f"pruned or never stored; materialize {step} again"
             ) from error
-        path = entry / VALUE_FILE
-        actual = file_sha256(path) if path.is_file() else "missing"
+        try:
+            meta = open_statement(text, STATEMENT, self.verifier)
+        except UntrustedStatement as error:
+            raise CacheIntegrityError(f"step cache entry {entry}: {error}") from None
+        if meta.get("step") != step or meta.get("key") != key:
+            raise CacheIntegrityError(
+                f"step cache entry {entry} is signed for {meta.get('step')} key "
+                f"{meta.get('key')}, not for this step and key"
+            )
+        return meta
+
+    def load(self, step: str, key: str) -> CachedResult:
+        """The stored value, once its signed metadata verified and its file matches it."""
+        meta = self._meta(step, key)
+        path = self._entry(step, key) / VALUE_FILE
+        data = path.read_bytes() if path.is_file() else b""
+        actual = hashlib.sha256(data).hexdigest() if data else "missing"
         if actual != meta["sha256"]:
             raise CacheIntegrityError(
-                f"step cache file {path} has sha256 {actual}, but {meta['sha256']} was recorded "
-                "when it was written: refusing to unpickle it (run `make clean-cache`)"
+                f"step cache file {path} has sha256 {actual}, but its signed metadata says "
+                f"{meta['sha256']}: refusing to read it"
             )
-        value = joblib.load(path)
-        os.utime(entry / META_FILE)  # last use, for least-recently-used pruning
+        value = decode(meta["format"], data)
+        try:
+            os.utime(path.parent / META_FILE)  # last use, for least-recently-used pruning
+        except OSError:
+            pass  # a read-only cache still serves hits
         return CachedResult(value=value, data_version=meta["data_version"], key=key, hit=True)
 
     def store(self, step: str, key: str, value: Any) -> CachedResult:
         """Write `value` under (step, key) atomically; a concurrent writer of the same entry
-        wins or loses as a whole (both wrote the same content: same key)."""
+        wins or loses as a whole (both wrote the same content: same key). A refused entry
+        already there is replaced."""
         folder = self.root / step
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder))
         try:
-            joblib.dump(value, staging / VALUE_FILE)
+            fmt, data = encode(value)
+            (staging / VALUE_FILE).write_bytes(data)
             data_version = joblib.hash(value)
             meta = {
                 "step": step,
                 "key": key,
-                "sha256": file_sha256(staging / VALUE_FILE),
+                "format": fmt,
+                "sha256": hashlib.sha256(data).hexdigest(),
                 "data_version": data_version,
                 "created": time.time(),
             }
-            (staging / META_FILE).write_text(json.dumps(meta, indent=2))
-            try:
-                staging.rename(self._entry(step, key))
-            except OSError:
-                if not self.contains(step, key):
-                    raise  # not a lost race: a real error
+            (staging / META_FILE).write_text(sign_statement(STATEMENT, meta, self.signer))
+            self._commit(staging, step, key)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         if self.bytes_limit is not None:
             self.prune(bytes_limit=self.bytes_limit)
         return CachedResult(value=value, data_version=data_version, key=key, hit=False)
 
+    def _commit(self, staging: Path, step: str, key: str) -> None:
+        target = self._entry(step, key)
+        try:
+            staging.rename(target)
+            return
+        except OSError:
+            if not target.exists():
+                raise  # not a lost race: a real error
+        try:
+            self._meta(step, key)
+            return  # a valid entry won the race
+        except (CacheIntegrityError, CacheEntryMissing):
+            aside = target.with_name(f".refused-{key}-{os.getpid()}")
+            target.rename(aside)
+            shutil.rmtree(aside, ignore_errors=True)
+            staging.rename(target)
+
     def get_or_compute(self, step: str, key: str, compute: Callable[[], Any]) -> CachedResult:
         if self.contains(step, key):
-            return self.load(step, key)
+            try:
+                return self.load(step, key)
+            except CacheIntegrityError as error:
+                self.warn(f"step cache entry refused, recomputing {step}: {error}")
         return self.store(step, key, compute())
 
     def _entries(self) -> list[tuple[float, int, Path]]:

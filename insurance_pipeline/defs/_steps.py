@@ -74,6 +74,7 @@ def run_cached(
         config=config or {},
         libraries=libraries,
     )
+    store.warn = context.log.warning  # a refused entry is named, then recomputed
     result = store.get_or_compute(step, key, compute)
     context.log.info(f"cache: {'hit' if result.hit else 'miss'} for {step} (key {key})")
     return result

@@ -15,6 +15,7 @@ from insurance_pipeline.resources import (
     StepCacheResource,
 )
 from insurance_pipeline.resources.mlflow import local_artifact_root
+from insurance_pipeline.resources.trust import TrustResource
 from insurance_pipeline.settings import DeploySettings, MlflowSettings, StateSettings
 
 
@@ -27,7 +28,10 @@ def _from_env(name: str, resolved: str):
 def resources_for(
     state: StateSettings, mlflow: MlflowSettings, deploy: DeploySettings
 ) -> dict[str, object]:
-    step_cache = StepCacheResource(root_dir=_from_env("INSURANCE_CACHE_DIR", str(state.cache_dir)))
+    trust = TrustResource.from_settings(deploy.environment, state.state_dir)
+    step_cache = StepCacheResource(
+        root_dir=_from_env("INSURANCE_CACHE_DIR", str(state.cache_dir)), trust=trust
+    )
     return {
         "data": InsuranceDataResource(
             csv_path=_from_env("INSURANCE_DATA_PATH", str(state.data_path)),
@@ -43,6 +47,7 @@ def resources_for(
         # The step cache is also the store Dagster loads asset values from: one store.
         "io_manager": StepCacheIOManager(step_cache=step_cache),
         "gates": GatesResource(),
+        "trust": trust,
         "deployer": DeployRunnerResource(
             mode="execute" if deploy.environment == "production" else "dry-run",
             registry=deploy.registry,

@@ -12,6 +12,9 @@ DAGSTER_DIR = ".dagster"
 MLFLOW_DB = Path(".mlflow") / "mlflow.db"
 CACHE_DIR = Path(".cache") / "steps"
 ARTIFACTS_DIR = ".artifacts"
+# The local environment's signing key, generated on first use (mode 0600, folder 0700).
+KEYS_DIR = ".keys"
+SIGNING_KEY = Path(KEYS_DIR) / "signing-key.pem"
 # Where `export-champion` puts the champion's serving artifact and the service reads it.
 SERVED_ARTIFACT_DIR = Path(ARTIFACTS_DIR) / "serving" / "champion"
 SHIPPED_DATA = Path("data") / "insurance.csv"

@@ -5,6 +5,7 @@ from insurance_pipeline.resources.data import InsuranceDataResource
 from insurance_pipeline.resources.deploy import DeployRunnerResource
 from insurance_pipeline.resources.gates import GatesResource
 from insurance_pipeline.resources.mlflow import MlflowResource
+from insurance_pipeline.resources.trust import TrustResource
 
 __all__ = [
     "DeployRunnerResource",
@@ -13,4 +14,5 @@ __all__ = [
     "MlflowResource",
     "StepCacheIOManager",
     "StepCacheResource",
+    "TrustResource",
 ]

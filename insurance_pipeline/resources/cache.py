@@ -3,22 +3,31 @@ from __future__ import annotations
 from dagster import ConfigurableIOManager, ConfigurableResource, InputContext, OutputContext
 from pydantic import Field
 
-from insurance_pipeline.cache.store import StepCache
+from insurance_pipeline.cache.store import CacheIntegrityError, StepCache
+from insurance_pipeline.resources.trust import TrustResource
 
 CACHE_KEY = "cache_key"
 
 
 class StepCacheResource(ConfigurableResource):
-    """The content-keyed step cache (a folder, INSURANCE_CACHE_DIR)."""
+    """The content-keyed step cache (a folder, INSURANCE_CACHE_DIR); its entries are signed
+    with the pipeline's key and read only when a trusted key signed them."""
 
     root_dir: str = Field(description="Cache folder (INSURANCE_CACHE_DIR)")
+    trust: TrustResource
     bytes_limit: int | None = Field(
         default=None,
         description="Retention: least-recently-used entries beyond this are pruned",
     )
 
-    def store(self) -> StepCache:
-        return StepCache(self.root_dir, bytes_limit=self.bytes_limit)
+    def store(self, warn=None) -> StepCache:
+        return StepCache(
+            self.root_dir,
+            bytes_limit=self.bytes_limit,
+            signer=self.trust.signer(),
+            verifier=self.trust.verifier(),
+            warn=warn,
+        )
 
 
 class StepCacheIOManager(ConfigurableIOManager):
@@ -51,4 +60,9 @@ class StepCacheIOManager(ConfigurableIOManager):
                 f"{upstream.to_user_string()} has no stored value: materialize it first"
             )
         key = materialization.metadata[CACHE_KEY].value
-        return self.step_cache.store().load(upstream.to_user_string(), key).value
+        try:
+            return self.step_cache.store().load(upstream.to_user_string(), key).value
+        except CacheIntegrityError as error:
+            raise RuntimeError(
+                f"{error}; it was not loaded: materialize {upstream.to_user_string()} again"
+            ) from None

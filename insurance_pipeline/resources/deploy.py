@@ -69,6 +69,12 @@ class DeployRunnerResource(ConfigurableResource):
         description="the sensor retries a failed deploy of a version at most this many times",
     )
 
+    @property
+    def enforces_policy(self) -> bool:
+        """A real rollout (production) refuses versions approved under a weaker policy than
+        this deployment's own `gates`."""
+        return self.mode == "execute"
+
     def helm(self) -> str:
         return self.helm_bin or _default_helm()
 

@@ -1,31 +1,40 @@
 from __future__ import annotations
 
 from dagster import ConfigurableResource
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from insurance_pipeline.core.gates.policy import GatePolicy
+from insurance_pipeline.core.gates.policy import RANGES, GatePolicy, PolicyError
 
 _DEFAULT = GatePolicy()
+
+
+def _setting(name: str, description: str):
+    low, high, _ = RANGES[name]
+    return Field(
+        default=getattr(_DEFAULT, name), description=f"{description} ({low:g} to {high:g})"
+    )
 
 
 class GatesResource(ConfigurableResource):
     """The gate policy, read by every gate and by registration in the same run, so a run
     that registers judges under exactly the thresholds it was given
-    (run config `resources: {gates: {config: {...}}}`; `make run ARGS="--r2-floor 0.85"`)."""
+    (run config `resources: {gates: {config: {...}}}`; `make run ARGS="--r2-floor 0.85"`).
+    A value outside its range (`core.gates.policy.RANGES`) fails the run before any step
+    runs, naming the setting."""
 
-    r2_floor: float = Field(default=_DEFAULT.r2_floor, description="holdout r2 must reach this")
-    r2_tolerance: float = Field(
-        default=_DEFAULT.r2_tolerance, ge=0, description="allowed r2 drop vs the champion"
-    )
-    mae_tolerance: float = Field(
-        default=_DEFAULT.mae_tolerance, ge=0, description="allowed relative MAE rise vs champion"
-    )
-    coverage_low: float = Field(
-        default=_DEFAULT.coverage_low, ge=0, le=1, description="lowest holdout interval coverage"
-    )
-    coverage_high: float = Field(
-        default=_DEFAULT.coverage_high, ge=0, le=1, description="highest holdout interval coverage"
-    )
+    r2_floor: float = _setting("r2_floor", "holdout r2 must reach this")
+    r2_tolerance: float = _setting("r2_tolerance", "allowed r2 drop vs the champion")
+    mae_tolerance: float = _setting("mae_tolerance", "allowed relative MAE rise vs champion")
+    coverage_low: float = _setting("coverage_low", "lowest holdout interval coverage")
+    coverage_high: float = _setting("coverage_high", "highest holdout interval coverage")
+
+    @model_validator(mode="after")
+    def _valid_policy(self):
+        try:
+            self.policy()  # the policy's own checks: each range, low < high
+        except PolicyError as error:
+            raise ValueError(str(error)) from None
+        return self
 
     def policy(self) -> GatePolicy:
         return GatePolicy(

@@ -1,9 +1,11 @@
 """MLflow, thin: runs, tags, artifacts and registry calls through one client with this
 resource's URIs (MLflow's process-global URIs are never touched). What the tags mean (the
-verdicts, the approval) lives in `core.gates`; this only stores and fetches them."""
+signed verdicts, the signed approval) lives in `core.gates`; this only stores and fetches
+them. Every error it raises has the credentials in URIs redacted."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from pathlib import Path
@@ -12,20 +14,21 @@ from typing import Any
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from insurance_pipeline.core.redact import redact
 from insurance_pipeline.domain.hashing import file_sha256
 from insurance_pipeline.domain.schema import (  # noqa: F401 - the aliases, re-exported
     CHAMPION_ALIAS,
     DEPLOYED_ALIAS,
     MODEL_NAME,
 )
-from insurance_pipeline.serving.artifact import ARTIFACT_FILES, NPZ_FILE
 
 # Tags on a model's run and on its registered versions.
 MODEL_KEY_TAG = "model_key"
-PICKLE_SHA_TAG = "model_pickle_sha256"  # the logged model's pickle, as written
+PICKLE_TAG = "model_pickle"  # signed: the logged model's pickle sha256, as written
 DATA_SHA_TAG = "data_sha256"  # the CSV the model was trained on
-SERVING_SHA_TAG = "serving_npz_sha256"
-APPROVED_TAG = "gates.approved"
+SERVING_SHA_TAG = "serving_sha256"  # the serving artifact's pin: its manifest's sha256
+APPROVAL_TAG = "gates.approval"  # signed by registration (core.gates.decision)
+APPROVED_PARAMETERS = "gates.approved"  # the same parameters, readable (not trusted)
 # Artifact paths inside a model's run.
 MODEL_ARTIFACT = "model"  # the MLflow model (sklearn flavor, cloudpickle), logged once
 PICKLE_ARTIFACT = f"{MODEL_ARTIFACT}/model.pkl"
@@ -33,8 +36,43 @@ SERVING_ARTIFACT_PATH = "serving_npz"
 TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
 
 
+def pickle_subject(model_key: str, run_id: str) -> dict[str, str]:
+    """What the signed statement of a model's pickle names: whose, and where in its run."""
+    return {"model_key": model_key, "run_id": run_id, "path": PICKLE_ARTIFACT}
+
+
 def _is_not_found(error: Exception) -> bool:
     return getattr(error, "error_code", None) == "RESOURCE_DOES_NOT_EXIST"
+
+
+class RegistryError(RuntimeError):
+    """An MLflow call failed; the message (credentials redacted) keeps MLflow's error code."""
+
+    def __init__(self, message: str, error_code: str | None = None):
+        super().__init__(message)
+        self.error_code = error_code
+
+
+class _RedactingClient:
+    """An MlflowClient whose errors carry no credential (they are raised again, redacted,
+    without the original as their cause)."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def __getattr__(self, name):
+        attribute = getattr(self._client, name)
+        if not callable(attribute):
+            return attribute
+
+        def call(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - re-raised, redacted
+                message = redact(f"{type(error).__name__}: {error}")
+                raise RegistryError(message, getattr(error, "error_code", None)) from None
+
+        return call
 
 
 class MlflowResource(ConfigurableResource):
@@ -73,7 +111,18 @@ class MlflowResource(ConfigurableResource):
         for uri in (self.tracking_uri, self.active_registry_uri):
             if uri.startswith("sqlite:///"):
                 Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri)
+        try:
+            client = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri
+            )
+        except Exception as error:  # noqa: BLE001 - re-raised, redacted
+            raise RegistryError(redact(f"{type(error).__name__}: {error}")) from None
+        return _RedactingClient(client)
+
+    @property
+    def where(self) -> str:
+        """The registry, as it may be shown (credentials redacted)."""
+        return redact(self.active_registry_uri)
 
     def experiment_id(self) -> str:
         client = self.client()
@@ -116,13 +165,14 @@ class MlflowResource(ConfigurableResource):
         input_example,
         pip_requirements: list[str],
         train_row_ids: list[int],
-    ) -> tuple[str, bool]:
+    ) -> tuple[str, str | None]:
         """The model's run, created once per `model_key`: the model logged once (an MLflow
         sklearn model, cloudpickle: the pipeline holds classes skops refuses), its params,
-        tags and training rows. Returns (run_id, created)."""
+        tags and training rows. Returns (run_id, the pickle's sha256 if it was written now,
+        else None)."""
         existing = self.find_run(model_key)
         if existing:
-            return existing, False
+            return existing, None
         import mlflow.sklearn
         from mlflow.entities import Param
         from mlflow.models import infer_signature
@@ -143,7 +193,7 @@ class MlflowResource(ConfigurableResource):
                 pip_requirements=pip_requirements,
             )
             client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
-            tags = {**tags, PICKLE_SHA_TAG: file_sha256(folder / "model.pkl")}
+            pickle_sha = file_sha256(folder / "model.pkl")
             # The champion/challenger gate scores only rows a champion never trained on.
             rows = Path(tmp) / TRAIN_ROWS_ARTIFACT
             rows.write_text(json.dumps({"train_row_ids": train_row_ids}))
@@ -151,7 +201,7 @@ class MlflowResource(ConfigurableResource):
         for key, value in tags.items():
             client.set_tag(run_id, key, value)
         client.set_terminated(run_id)
-        return run_id, True
+        return run_id, pickle_sha
 
     def log_metrics(self, run_id: str, metrics: dict[str, float]) -> None:
         client = self.client()
@@ -178,15 +228,13 @@ class MlflowResource(ConfigurableResource):
     def register(self, run_id: str, model_key: str, tags: dict[str, str]):
         """The registered version for `model_key`: found, or created from the run's model.
         Call under the registry lock."""
-        from mlflow.exceptions import MlflowException
-
         existing = self.version_for(model_key)
         if existing is not None:
             return existing, False
         client = self.client()
         try:
             client.get_registered_model(self.model_name)
-        except MlflowException as error:
+        except RegistryError as error:
             if not _is_not_found(error):
                 raise
             client.create_registered_model(self.model_name)
@@ -201,13 +249,14 @@ class MlflowResource(ConfigurableResource):
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, str(version), key, value)
 
-    def get_version(self, version: int):
-        from mlflow.exceptions import MlflowException
+    def run_tag(self, run_id: str, key: str) -> str | None:
+        return self.client().get_run(run_id).data.tags.get(key)
 
+    def get_version(self, version: int):
         client = self.client()
         try:
             return client.get_model_version(self.model_name, str(version))
-        except MlflowException as error:
+        except RegistryError as error:
             # The stores disagree on the error code; only a version that is really absent
             # is "no such version", any other failure propagates.
             known = {v.version for v in client.search_model_versions(f"name = '{self.model_name}'")}
@@ -219,12 +268,10 @@ class MlflowResource(ConfigurableResource):
         """The version holding `alias`, or None when the registered model or the alias does
         not exist. Any other registry error (unreachable, denied, broken) propagates: it is
         not "no champion"."""
-        from mlflow.exceptions import MlflowException
-
         client = self.client()
         try:
             registered = client.get_registered_model(self.model_name)
-        except MlflowException as error:
+        except RegistryError as error:
             if _is_not_found(error):
                 return None
             raise
@@ -236,54 +283,27 @@ class MlflowResource(ConfigurableResource):
     def set_alias(self, alias: str, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, str(version))
 
-    # --- files ----------------------------------------------------------------------------
+    # --- files (fetched as they are: callers verify them against signed digests) ---------
     def download(self, run_id: str, artifact_path: str, dest: Path) -> Path:
         return Path(self.client().download_artifacts(run_id, artifact_path, str(dest)))
 
-    def download_serving_artifact(
-        self, dest: Path, *, alias: str | None = None, version: int | None = None
-    ) -> tuple[int, Path]:
-        """Fetch the serving artifact of a version (by alias or number) into `dest` and check
-        it against the sha256 recorded on the version at registration."""
-        import shutil
-
-        if alias is not None:
-            found = self.alias_version(alias)
-            if found is None:
-                raise LookupError(
-                    f"no version of {self.model_name} has the alias {alias!r}; run `make run` first"
-                )
-        else:
-            found = self.get_version(version)
-        pinned = found.tags.get(SERVING_SHA_TAG)
-        if not pinned:
-            raise LookupError(
-                f"version {found.version} has no serving artifact: it did not pass the gates, "
-                "or an older release registered it (`make run` exports it again)"
-            )
-        dest.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
-        try:
-            local = self.download(found.run_id, SERVING_ARTIFACT_PATH, staging)
-            check_sha(local / NPZ_FILE, pinned, f"version {found.version}")
-            for name in ARTIFACT_FILES:
-                (local / name).replace(dest / name)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        return int(found.version), dest
-
-    def load_version_model(self, version) -> tuple[object, list[int]]:
-        """A registered version's trained pipeline and the row ids it was fitted on. The
-        pickle is checked against the sha256 recorded when it was logged before it is
-        loaded."""
+    def load_pickle(self, run_id: str, expected_sha256: str, what: str) -> tuple[object, list]:
+        """A run's trained pipeline and the row ids it was fitted on. The pickle is loaded
+        only when its bytes hash to `expected_sha256`, a digest the caller verified in a
+        signed statement."""
         import cloudpickle
 
-        pinned = self.client().get_run(version.run_id).data.tags.get(PICKLE_SHA_TAG)
         with tempfile.TemporaryDirectory() as tmp:
-            path = self.download(version.run_id, PICKLE_ARTIFACT, Path(tmp))
-            check_sha(path, pinned, f"version {version.version}'s {PICKLE_ARTIFACT}")
-            model = cloudpickle.loads(path.read_bytes())
-            rows = self.download(version.run_id, TRAIN_ROWS_ARTIFACT, Path(tmp))
+            path = self.download(run_id, PICKLE_ARTIFACT, Path(tmp))
+            data = path.read_bytes()
+            actual = hashlib.sha256(data).hexdigest()
+            if actual != expected_sha256:
+                raise ValueError(
+                    f"{what}: {PICKLE_ARTIFACT} has sha256 {actual}, but the signed approval "
+                    f"says {expected_sha256}; refusing to load it"
+                )
+            model = cloudpickle.loads(data)
+            rows = self.download(run_id, TRAIN_ROWS_ARTIFACT, Path(tmp))
             train_row_ids = json.loads(rows.read_text())["train_row_ids"]
         return model, train_row_ids
 
@@ -297,14 +317,3 @@ def local_artifact_root(tracking_uri: str, artifacts_dir: Path) -> str:
     if tracking_uri.startswith("sqlite:///"):
         return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts")
     return str(artifacts_dir / "mlflow")
-
-
-def check_sha(path: Path, pinned: str | None, what: str) -> None:
-    if not pinned:
-        raise ValueError(f"{what}: no sha256 was recorded for {path.name}; refusing to load it")
-    actual = file_sha256(path)
-    if actual != pinned:
-        raise ValueError(
-            f"{what}: {path.name} has sha256 {actual}, but {pinned} was recorded when it was "
-            "written; refusing to load it"
-        )

@@ -9,6 +9,7 @@ Arrays are read with `allow_pickle=False`: loading runs no code from the file.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -25,7 +26,10 @@ from insurance_pipeline.serving.npz import FormatError, References, pack, unpack
 FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
 NPZ_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
-ARTIFACT_FILES = (NPZ_FILE, MANIFEST_FILE)
+ARTIFACT_FILES = (NPZ_FILE, MANIFEST_FILE)  # what the service reads
+# The folder's OpenSSF model signature (written by training, checked by deployers; the
+# service itself pins its files by MODEL_SHA256 instead).
+SIGNATURE_FILE = "model.sig"
 
 
 class ArtifactError(RuntimeError):
@@ -82,10 +86,26 @@ def write_artifact(
     return manifest
 
 
-def read_manifest(folder: Path) -> Manifest:
+def manifest_digest(folder: Path) -> str:
+    """The artifact's pin (MODEL_SHA256): the sha256 of its manifest, which pins model.npz,
+    so one digest covers every file the service reads."""
+    return file_sha256(folder / MANIFEST_FILE)
+
+
+def read_manifest(folder: Path, expected_sha256: str | None = None) -> Manifest:
     path = folder / MANIFEST_FILE
     try:
-        data = json.loads(path.read_text())
+        raw = path.read_bytes()
+    except FileNotFoundError as error:
+        raise ArtifactError(f"manifest not found: {path}") from error
+    actual = hashlib.sha256(raw).hexdigest()
+    if expected_sha256 and actual != expected_sha256:
+        raise ArtifactError(
+            f"manifest {path} has sha256 {actual}, but MODEL_SHA256 is {expected_sha256}: "
+            "refusing a model other than the one deployed"
+        )
+    try:
+        data = json.loads(raw)
         if data.get("format") != FORMAT:
             raise ArtifactError(
                 f"manifest {path} is format {data.get('format', 1)}, this service reads format "
@@ -93,18 +113,11 @@ def read_manifest(folder: Path) -> Manifest:
             )
         known = {f.name for f in fields(Manifest)}
         return Manifest(**{k: v for k, v in data.items() if k in known})  # others: ignored
-    except FileNotFoundError as error:
-        raise ArtifactError(f"manifest not found: {path}") from error
-    except (json.JSONDecodeError, TypeError, AttributeError) as error:
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, AttributeError) as error:
         raise ArtifactError(f"manifest {path} is not a valid manifest: {error}") from error
 
 
-def _model_path(folder: Path, manifest: Manifest, expected_sha256: str | None) -> Path:
-    if expected_sha256 and manifest.sha256 != expected_sha256:
-        raise ArtifactError(
-            f"manifest {folder / MANIFEST_FILE} pins sha256 {manifest.sha256}, but "
-            f"MODEL_SHA256 is {expected_sha256}: refusing a model other than the one deployed"
-        )
+def _model_path(folder: Path, manifest: Manifest) -> Path:
     path = (folder / manifest.model_file).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise ArtifactError(
@@ -123,12 +136,12 @@ def _model_path(folder: Path, manifest: Manifest, expected_sha256: str | None) -
 
 
 def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None) -> LoadedArtifact:
-    """Read the manifest, check it against `expected_sha256` (the image's and the chart's
-    MODEL_SHA256) when given, check the model file's sha256 against it, load the arrays,
-    and check the model against its reference rows."""
+    """Read the manifest, check its sha256 against `expected_sha256` (the image's and the
+    chart's MODEL_SHA256) when given, check the model file against the sha256 the manifest
+    pins, load the arrays, and check the model against its reference rows."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    path = _model_path(folder, manifest, expected_sha256)
+    manifest = read_manifest(folder, expected_sha256)
+    path = _model_path(folder, manifest)
     try:
         with np.load(path, allow_pickle=False) as stored:
             arrays = {name: stored[name] for name in stored.files}

@@ -1,12 +1,27 @@
+"""The step cache: content keys, atomic entries, and entries read only when the pipeline's
+key signed them (a forged, planted or foreign entry is refused, never unpickled, and
+recomputed with a warning naming it)."""
+
+import json
 import multiprocessing
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
-from insurance_pipeline.cache.store import StepCache, step_cache_key
+from insurance_pipeline.cache import store as store_module
+from insurance_pipeline.cache.store import META_FILE, VALUE_FILE, step_cache_key
+from insurance_pipeline.core.trust.keys import Signer, Verifier, generate_key
+from insurance_pipeline_tests.helpers import SESSION_KEY
+
+
+def StepCache(root, **kwargs):  # noqa: N802 - the store, with the session's key
+    signer = Signer(Path(SESSION_KEY))
+    return store_module.StepCache(root, signer=signer, verifier=Verifier.of(signer), **kwargs)
+
 
 BASE = dict(code_version="c1", upstream_versions={"split": "v1"}, config={"seed": 42})
 
@@ -58,13 +73,18 @@ def test_a_killed_process_leaves_no_half_written_entry(tmp_path):
     script = textwrap.dedent(
         f"""
         import os, signal, threading
+        from pathlib import Path
         from insurance_pipeline.cache.store import StepCache
+        from insurance_pipeline.core.trust.keys import Signer, Verifier
 
         def compute():
             threading.Timer(0.2, lambda: os.kill(os.getpid(), signal.SIGKILL)).start()
             return b"0" * (1 << 30)
 
-        StepCache({str(tmp_path)!r}).get_or_compute("step", "k", compute)
+        signer = Signer(Path({str(SESSION_KEY)!r}))
+        StepCache({str(tmp_path)!r}, signer=signer, verifier=Verifier.of(signer)).get_or_compute(
+            "step", "k", compute
+        )
         """
     )
     proc = subprocess.run([sys.executable, "-c", script], timeout=120)
@@ -105,19 +125,102 @@ def test_prune_everything_and_by_size(tmp_path):
     assert not any(cache.contains("step", f"k{i}") for i in range(5))
 
 
-def test_a_tampered_entry_is_refused_before_unpickling(tmp_path):
-    from insurance_pipeline.cache.store import VALUE_FILE, CacheIntegrityError
+def _forge(entry: Path, data: bytes, **changes) -> None:
+    """Replace an entry's value and rewrite its metadata to match (sha re-pinned), keeping
+    the old signature: what an attacker with write access to the cache can do."""
+    import hashlib
+
+    (entry / VALUE_FILE).write_bytes(data)
+    envelope = json.loads((entry / META_FILE).read_text())
+    envelope["payload"].update(sha256=hashlib.sha256(data).hexdigest(), **changes)
+    (entry / META_FILE).write_text(json.dumps(envelope))
+
+
+def test_a_tampered_entry_is_refused_named_and_recomputed(tmp_path):
+    from insurance_pipeline.cache.store import CacheIntegrityError
 
     cache = StepCache(tmp_path)
-    cache.get_or_compute("step", "k", lambda: {"model": "good"})
-    value_file = tmp_path / "step" / "k" / VALUE_FILE
-    import joblib
-
-    joblib.dump({"model": "swapped"}, value_file)  # a valid pickle, not the one written
-    with pytest.raises(CacheIntegrityError, match=str(value_file)):
+    cache.get_or_compute("step", "k", lambda: {"metric": 0.84})
+    entry = tmp_path / "step" / "k"
+    (entry / VALUE_FILE).write_bytes(b'{"__dict__": {"metric": 0.995}}')  # sha not re-pinned
+    with pytest.raises(CacheIntegrityError, match="has sha256 .* signed metadata says"):
         cache.load("step", "k")
-    with pytest.raises(CacheIntegrityError):
-        cache.get_or_compute("step", "k", lambda: pytest.fail("must not recompute silently"))
+    _forge(entry, b'{"__dict__": {"metric": 0.995}}')  # sha re-pinned: the signature breaks
+    with pytest.raises(CacheIntegrityError, match="signature does not verify"):
+        cache.load("step", "k")
+    warnings = []
+    cache.warn = warnings.append
+    again = cache.get_or_compute("step", "k", lambda: {"metric": 0.84})
+    assert not again.hit and again.value == {"metric": 0.84}
+    assert len(warnings) == 1 and str(entry) in warnings[0] and "recomputing step" in warnings[0]
+    assert cache.load("step", "k").value == {"metric": 0.84}  # replaced by a good entry
+
+
+def test_a_planted_pickle_never_runs(tmp_path):
+    import pickle
+
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    cache = StepCache(tmp_path / "cache")
+    cache.get_or_compute("trained_model", "k", lambda: Signer)  # a pickle-format entry
+    entry = tmp_path / "cache" / "trained_model" / "k"
+    _forge(entry, pickle.dumps(Exploit()))
+    again = cache.get_or_compute("trained_model", "k", lambda: "recomputed")
+    assert again.value == "recomputed" and not again.hit
+    assert not marker.exists()
+
+
+def test_an_entry_signed_by_another_key_is_refused(tmp_path):
+    from insurance_pipeline.cache.store import CacheIntegrityError
+
+    other = Signer(generate_key(tmp_path / "keys" / "other.pem"))
+    foreign = store_module.StepCache(tmp_path / "c", signer=other, verifier=Verifier.of(other))
+    foreign.get_or_compute("step", "k", lambda: {"from": "elsewhere"})
+    with pytest.raises(CacheIntegrityError, match="trusted key"):
+        StepCache(tmp_path / "c").load("step", "k")
+    # trusting both keys (a rotation) accepts it
+    ours = Signer(Path(SESSION_KEY))
+    both = Verifier((Path(SESSION_KEY), other.path))
+    rotated = store_module.StepCache(tmp_path / "c", signer=ours, verifier=both)
+    assert rotated.load("step", "k").value == {"from": "elsewhere"}
+
+
+def test_data_is_stored_as_data_and_only_estimators_as_pickles(tmp_path, insurance_frame):
+    from sklearn.linear_model import Ridge
+
+    from insurance_pipeline.core.data.split import split_rows
+
+    cache = StepCache(tmp_path)
+    split = split_rows(insurance_frame, seed=42, test_fraction=0.2)
+    values = {"frame": insurance_frame, "split": split, "model": Ridge()}
+    for name, value in values.items():
+        cache.get_or_compute(name, "k", lambda value=value: value)
+    formats = {
+        name: json.loads((tmp_path / name / "k" / META_FILE).read_text())["payload"]["format"]
+        for name in values
+    }
+    assert formats == {"frame": "parquet", "split": "json", "model": "pickle"}
+    loaded = cache.load("split", "k").value
+    assert loaded.train.equals(split.train) and loaded.test.equals(split.test)
+    assert (loaded.seed, loaded.duplicates_dropped) == (42, 1)
+    assert cache.load("frame", "k").value.equals(insurance_frame)
+
+
+def test_a_read_only_cache_still_serves_hits(tmp_path):
+    cache = StepCache(tmp_path)
+    cache.get_or_compute("step", "k", lambda: {"v": 1})
+    os.chmod(tmp_path / "step" / "k" / META_FILE, 0o444)
+    os.chmod(tmp_path / "step" / "k", 0o555)
+    try:
+        if os.access(tmp_path / "step" / "k" / META_FILE, os.W_OK):
+            pytest.skip("running as root: permissions do not bind")
+        assert cache.get_or_compute("step", "k", lambda: pytest.fail("recomputed")).hit
+    finally:
+        os.chmod(tmp_path / "step" / "k", 0o755)
 
 
 def test_a_missing_entry_says_which_step_to_materialize(tmp_path):

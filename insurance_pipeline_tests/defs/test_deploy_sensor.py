@@ -9,7 +9,7 @@ import yaml
 from dagster import RunRequest, SkipReason
 
 from insurance_pipeline.defs.deploy.sensor import SENSOR_NAME, SENSOR_TAG
-from insurance_pipeline.resources import DeployRunnerResource
+from insurance_pipeline.resources import DeployRunnerResource, GatesResource
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
 from insurance_pipeline_tests.helpers import (
     deploy,
@@ -23,7 +23,7 @@ from insurance_pipeline_tests.helpers import (
 
 PASSING = {"gates": {"r2_floor": 0.5}}
 # A second model that must become champion whatever its tiny-budget quality.
-LENIENT = {"gates": {"r2_floor": 0.5, "r2_tolerance": 1.0, "mae_tolerance": 10.0}}
+LENIENT = {"gates": {"r2_floor": 0.5, "r2_tolerance": 0.5, "mae_tolerance": 1.0}}
 SENSOR_RUN = {SENSOR_TAG: SENSOR_NAME}
 
 
@@ -40,6 +40,8 @@ def alias(name):
 
 
 BROKEN = DeployRunnerResource(mode="execute", docker_bin="docker-not-here")
+# Production's own policy: these versions were approved with an r2 floor of 0.5.
+THIS_DEPLOYMENT = GatesResource(r2_floor=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +64,7 @@ def test_a_failed_deploy_is_retried_at_most_max_attempts_times(validated):
         request = evaluate()
         assert isinstance(request, RunRequest), attempt
         assert request.run_key == f"deploy-insurance_charges_model-v1-run{attempt}"
-        result = deploy(1, BROKEN, tags={**request.tags, **SENSOR_RUN})
+        result = deploy(1, BROKEN, tags={**request.tags, **SENSOR_RUN}, gates=THIS_DEPLOYMENT)
         assert not result.success
     skipped = evaluate()
     assert isinstance(skipped, SkipReason)
@@ -132,7 +134,7 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
 
 def test_failed_rollout_is_a_visible_failure_and_moves_nothing(validated):
     # Real binaries, no engine or cluster: the first command fails for real.
-    result = deploy(1, BROKEN)
+    result = deploy(1, BROKEN, gates=THIS_DEPLOYMENT)
     assert not result.success
     failure = result.get_step_failure_events()[0]
     assert "exited 127" in failure.step_failure_data.error.message
@@ -147,7 +149,8 @@ def test_deploy_refuses_a_version_that_does_not_exist(validated):
 
 
 def test_a_malformed_registry_is_refused_before_any_command(validated):
-    result = deploy(1, DeployRunnerResource(mode="execute", registry="Reg,image.repository=x"))
+    malformed = DeployRunnerResource(mode="execute", registry="Reg,image.repository=x")
+    result = deploy(1, malformed, gates=THIS_DEPLOYMENT)
     assert not result.success
     failure = result.get_step_failure_events()[0]
     message = failure.step_failure_data.error.message

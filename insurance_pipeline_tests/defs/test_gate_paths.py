@@ -3,10 +3,7 @@
 the deploy sensor given passing checks recorded by another run. Each starts from a model
 that failed `challenger_not_worse` under the default gate settings."""
 
-import http.server
-import json
 import os
-import threading
 
 import pytest
 from dagster import AssetKey, RunRequest, SkipReason
@@ -25,7 +22,9 @@ from insurance_pipeline_tests.helpers import (
     mlflow,
     registry_state,
     run_selection,
+    serve_failing_registry,
     tiny_run_config,
+    trust,
 )
 
 WORSE = {"tpot_pipeline": {**TINY_SEARCH, "search_space": "baseline"}}
@@ -84,7 +83,7 @@ def test_a_job_run_of_registration_alone_judges_missing_verdicts_itself(rejected
     message = failure_messages(result)
     assert "r2_floor failed: holdout r2" in message and "below the floor 0.9990" in message
     assert "challenger_not_worse failed" in message
-    verdicts = VerdictLedger(mlflow()).recorded(rejected)
+    verdicts = VerdictLedger(mlflow(), None, trust().verifier()).recorded(rejected)
     assert any(
         v.gate == "r2_floor" and '"r2_floor":0.999' in v.parameters for v in verdicts.values()
     )
@@ -108,10 +107,11 @@ def test_the_sensor_ignores_passing_checks_recorded_by_other_runs(rejected):
         assert f"champion v{version.version} is not deployable" in skipped.skip_message
         assert "not approved by registration" in skipped.skip_message
         # A forged approval does not help: the verdicts themselves are checked.
-        approved = client.get_model_version(registry.model_name, "1").tags["gates.approved"]
-        registry.set_version_tag(version.version, "gates.approved", approved)
+        approved = client.get_model_version(registry.model_name, "1").tags["gates.approval"]
+        registry.set_version_tag(version.version, "gates.approval", approved)
         skipped = evaluate_sensor()
-        assert isinstance(skipped, SkipReason) and "challenger_not_worse" in skipped.skip_message
+        assert isinstance(skipped, SkipReason)
+        assert "approval is for insurance_charges_model version 1" in skipped.skip_message
         # and neither can the deploy job be pointed at it by hand
         result = deploy(int(version.version), DeployRunnerResource())
         assert not result.success and "will not be deployed" in failure_messages(result)
@@ -123,33 +123,11 @@ def test_the_sensor_ignores_passing_checks_recorded_by_other_runs(rejected):
     assert registry_state() == ([1], 1)
 
 
-class FailingRegistry(http.server.BaseHTTPRequestHandler):
-    """A real HTTP registry endpoint on 127.0.0.1 that answers every call with an error."""
-
-    def _fail(self):
-        body = json.dumps(
-            {"error_code": "PERMISSION_DENIED", "message": "token may not read the registry"}
-        ).encode()
-        self.send_response(403)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PATCH = do_DELETE = _fail
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
 def failing_registry(monkeypatch):
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingRegistry)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    with serve_failing_registry() as url:
+        yield url
 
 
 def test_a_registry_error_is_not_no_champion(champion, failing_registry):
@@ -173,10 +151,12 @@ def test_a_tampered_champion_file_is_refused_before_it_is_loaded(champion):
     import shutil
     from urllib.parse import urlparse
 
+    from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
     from insurance_pipeline.resources.mlflow import PICKLE_ARTIFACT
 
-    registry = mlflow()
+    registry, keys = mlflow(), trust()
     version = registry.alias_version("champion")
+    approval = verified_approval(registry, version, keys)
     root = urlparse(registry.client().get_run(version.run_id).info.artifact_uri).path
     stored = os.path.join(root, PICKLE_ARTIFACT)
     shutil.copy(stored, stored + ".orig")
@@ -184,8 +164,8 @@ def test_a_tampered_champion_file_is_refused_before_it_is_loaded(champion):
         with open(stored, "wb") as handle:
             pickle.dump({"not": "the champion"}, handle)
         with pytest.raises(ValueError, match="model.pkl has sha256 .* refusing to load it"):
-            registry.load_version_model(version)
+            load_approved_model(registry, version, approval)
     finally:
         shutil.move(stored + ".orig", stored)
-    model, rows = registry.load_version_model(version)  # the untouched file loads
+    model, rows = load_approved_model(registry, version, approval)  # the untouched file loads
     assert hasattr(model, "predict") and len(rows) == 1069

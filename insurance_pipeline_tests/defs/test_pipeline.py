@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 
 from insurance_pipeline.core.modeling import search
+from insurance_pipeline.core.trust.files import signed_sha256
 from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.resources.mlflow import PICKLE_TAG, pickle_subject
 from insurance_pipeline_tests.helpers import (
     TRAINING_ASSETS,
     materialize,
@@ -13,6 +15,7 @@ from insurance_pipeline_tests.helpers import (
     mlflow,
     registry_state,
     tiny_run_config,
+    trust,
 )
 
 ISOLATED_CACHE = True  # asserts cold misses, then exactly which steps miss
@@ -92,7 +95,8 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     # the MLflow run carries params, tags and metrics
     run = mlflow().client().get_run(model["mlflow_run_id"])
     assert run.data.tags["data_sha256"] == file_sha256(workspace.csv)
-    assert len(run.data.tags["model_pickle_sha256"]) == 64
+    subject = pickle_subject(model["model_key"], model["mlflow_run_id"])
+    assert len(signed_sha256(run.data.tags[PICKLE_TAG], subject, trust().verifier())) == 64
     assert run.data.params["split_seed"] == "42"
     assert "lib.scikit-learn" in run.data.params
     assert run.data.metrics["holdout_r2"] == pytest.approx(metrics["r2"], abs=1e-4)
@@ -125,23 +129,34 @@ def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, 
     import numpy as np
 
     from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
+    from insurance_pipeline.core.trust.files import verify_folder
+    from insurance_pipeline.defs.deploy.approval import (
+        fetch_serving_artifact,
+        load_approved_model,
+        served_digest,
+        verified_approval,
+    )
     from insurance_pipeline.domain.schema import FEATURE_COLUMNS
     from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
-    from insurance_pipeline.serving.artifact import load_artifact
+    from insurance_pipeline.serving.artifact import load_artifact, manifest_digest
 
     meta, _ = first_run
-    registry = mlflow()
-    version, folder = registry.download_serving_artifact(tmp_path / "served", alias="champion")
-    assert version == registry_state()[1]
-    loaded = load_artifact(folder)  # checks the champion's reference rows too
+    registry, keys = mlflow(), trust()
+    champion = registry.alias_version("champion")
+    approval = verified_approval(registry, champion, keys)
+    assert approval.approved, approval.summary()
+    folder = fetch_serving_artifact(registry, champion, approval, keys, tmp_path / "served")
+    verify_folder(folder, keys.verifier(), "the export")  # OpenSSF model signing
+    loaded = load_artifact(folder, served_digest(approval))  # the reference rows too
     manifest = loaded.manifest
-    assert manifest.version == version and manifest.model_name == "insurance_charges_model"
-    assert manifest.sha256 == registry.alias_version("champion").tags[SERVING_SHA_TAG]
+    assert manifest.version == int(champion.version) == registry_state()[1]
+    assert manifest.model_name == "insurance_charges_model"
+    assert manifest_digest(folder) == champion.tags[SERVING_SHA_TAG] == served_digest(approval)
     assert len(loaded.model.encoder.dfs.ops) == 30 and manifest.trees > 0
     rows = to_typed_frame(read_insurance_csv(Path(meta["raw_insurance_data"]["file"])))
     X = rows[list(FEATURE_COLUMNS)]
     # Compare with the champion's own trained pipeline, as logged to its MLflow run.
-    trained, _ = registry.load_version_model(registry.alias_version("champion"))
+    trained, _ = load_approved_model(registry, champion, approval)
     served_rows = [{**r, "smoker": r["smoker"] == "yes"} for r in X.to_dict("records")]
     np.testing.assert_allclose(
         loaded.model.predict(served_rows).charges, trained.predict(X), rtol=0, atol=1e-6

@@ -66,9 +66,11 @@ def test_no_file_the_image_installs_imports_the_training_stack(tmp_path):
 
 
 def test_the_image_bakes_in_the_compiled_model_and_no_native_runtime():
-    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, NPZ_FILE
+    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MANIFEST_FILE
 
-    assert f"/app/model/{NPZ_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE
+    # MODEL_SHA256 pins the manifest (which pins model.npz), checked at build time
+    assert f"/app/model/{MANIFEST_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE
+    assert "load_artifact('/app/model', '${MODEL_SHA256}')" in DOCKERFILE
     copied = re.search(r"^COPY [^\n]*\$\{MODEL_DIR\}[^\n]*", DOCKERFILE, re.M).group(0)
     assert all(f"${{MODEL_DIR}}/{name}" in copied for name in ARTIFACT_FILES)
     assert "apt-get" not in DOCKERFILE and "libgomp" not in DOCKERFILE

@@ -13,14 +13,15 @@ import psutil
 import pytest
 import yaml
 
-from insurance_pipeline.resources import DeployRunnerResource
+from insurance_pipeline.resources import DeployRunnerResource, GatesResource
 from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
-from insurance_pipeline.serving.artifact import NPZ_FILE
+from insurance_pipeline.serving.artifact import MANIFEST_FILE
 from insurance_pipeline_tests.helpers import (
     TRAINING_LIBRARIES,
     TRAINING_STACK,
     deploy,
+    export_champion,
     free_port,
     imported_top_modules,
     materialize,
@@ -35,6 +36,9 @@ from tooling import images as base_image
 from tooling.container import running_image
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
+GATES = {"r2_floor": 0.5}
+# This production deployment's own policy: what the champion was approved under.
+APPROVED_UNDER = GatesResource(**GATES)
 IMAGE_NAME = "insurance-charges-model"
 ORIGINAL_EXAMPLE = {
     "age": 65,
@@ -88,7 +92,7 @@ def registry(tools, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def champion(tools, workspace):
-    assert materialize(tiny_run_config(gates={"r2_floor": 0.5})).success
+    assert materialize(tiny_run_config(gates=GATES)).success
     return mlflow().alias_version("champion")
 
 
@@ -119,7 +123,7 @@ def production_deploy(champion, registry, base, tmp_path_factory):
     os.environ["KUBECONFIG"] = str(kubeconfig)
     try:
         started = time.monotonic()
-        result = deploy(int(champion.version), deployer(registry, base))
+        result = deploy(int(champion.version), deployer(registry, base), gates=APPROVED_UNDER)
         seconds = time.monotonic() - started
     finally:
         if saved is None:
@@ -204,11 +208,11 @@ def test_the_image_serves_the_champion_as_uid_10001(
         } == {"__init__.py", "_compat.py", "domain", "serving"}, sorted(shipped)
         for path, source in shipped.items():
             assert not imported_top_modules(source) & set(TRAINING_STACK), path
-        baked = ctr.exec("sha256sum", f"/app/model/{NPZ_FILE}").split()[0]
-    assert baked == champion.tags[SERVING_SHA_TAG]
+        baked = ctr.exec("sha256sum", f"/app/model/{MANIFEST_FILE}").split()[0]
+    assert baked == champion.tags[SERVING_SHA_TAG]  # the manifest, which pins model.npz
     # the checkout's own service, on the same exported artifact, answers the same to the cent
     exported = tmp_path / "artifact"
-    mlflow().download_serving_artifact(exported, version=int(champion.version))
+    assert export_champion(exported).returncode == 0
     local = start_service(exported, tmp_path / "local.log")
     try:
         expected = httpx.post(
@@ -232,6 +236,6 @@ class ClusterEdge(DeployRunnerResource):
 
 def test_a_successful_rollout_moves_the_deployed_alias(production_deploy, registry, base, champion):
     runner = ClusterEdge(**deployer(registry, base).model_dump())
-    result = deploy(int(champion.version), runner)
+    result = deploy(int(champion.version), runner, gates=APPROVED_UNDER)
     assert result.success, step_failures(result)[0].step_failure_data.error.message
     assert int(mlflow().alias_version("deployed").version) == int(champion.version)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from insurance_pipeline.deploy.plan import PROJECT
-from insurance_pipeline_tests.helpers import definitions, mlflow, patched_environ, run_cli
+from insurance_pipeline_tests.helpers import definitions, mlflow, patched_environ, run_cli, trust
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 
@@ -67,7 +67,7 @@ def production_env(databases, workspace, tmp_path_factory):
 def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
     from dagster import DagsterInstance, RunRequest, build_sensor_context
 
-    from insurance_pipeline.resources import DeployRunnerResource
+    from insurance_pipeline.resources import DeployRunnerResource, GatesResource
 
     defs = definitions()
     proc = run_cli(production_env, "run", "--r2-floor", "0.5", "--log-level", "ERROR")
@@ -90,7 +90,12 @@ def test_training_on_postgres_then_the_sensor_fires(production_env, databases):
         context = build_sensor_context(
             instance=instance,
             repository_def=defs.get_repository_def(),
-            resources={"mlflow": mlflow(), "deployer": DeployRunnerResource()},
+            resources={
+                "mlflow": mlflow(),
+                "deployer": DeployRunnerResource(),
+                "gates": GatesResource(),
+                "trust": trust(),
+            },
         )
         request = defs.get_sensor_def("deploy_validated_model")(context)
     assert isinstance(request, RunRequest)

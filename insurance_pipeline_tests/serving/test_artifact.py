@@ -16,7 +16,7 @@ from insurance_pipeline.serving.artifact import (
     NPZ_FILE,
     ArtifactError,
     load_artifact,
-    read_manifest,
+    manifest_digest,
 )
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
@@ -149,7 +149,7 @@ def test_a_damaged_artifact_keeps_the_service_up_but_not_ready(artifact_dir, tmp
 
 
 def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
-    pinned = read_manifest(artifact_dir).sha256
+    pinned = manifest_digest(artifact_dir)
     other = "0" * 64
     service = start_service(
         artifact_dir, tmp_path / "service.log", env={"MODEL_SHA256": other}, wait_ready=False
@@ -168,3 +168,26 @@ def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
     # the matching hash is accepted
     service = start_service(artifact_dir, tmp_path / "ok.log", env={"MODEL_SHA256": pinned})
     stop(service)
+
+
+def test_a_manifest_edited_under_the_pin_is_refused_over_http(artifact_dir, tmp_path):
+    """Attack G: the served manifest's version and description edited while MODEL_SHA256 is
+    set: the pin covers the manifest too, so the service refuses it (503) and logs both
+    hashes."""
+    folder = copy_of(artifact_dir, tmp_path)
+    pinned = manifest_digest(folder)
+    manifest = json.loads((folder / MANIFEST_FILE).read_text())
+    manifest.update(version=99, description="the best model ever")
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest))
+    forged = manifest_digest(folder)
+    service = start_service(
+        folder, tmp_path / "service.log", env={"MODEL_SHA256": pinned}, wait_ready=False
+    )
+    try:
+        assert httpx.get(service.url + "/api/health/ready").status_code == 503
+        assert httpx.get(service.url + "/api/models").json() == {"models": []}
+        errors = service.logs_until(lambda rs: any(r["levelname"] == "ERROR" for r in rs))
+        refused = [r["message"] for r in errors if r["levelname"] == "ERROR"]
+        assert any(pinned in m and forged in m and "manifest" in m for m in refused), refused
+    finally:
+        stop(service)

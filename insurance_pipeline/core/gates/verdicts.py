@@ -3,7 +3,9 @@
 A verdict belongs to the model, not to the run that happened to judge it: it records the model
 key, the data version the model was trained on and the exact policy parameters it was judged
 under. It is stored on the model's record (its MLflow run) as a tag named after the gate and
-the parameters, through any `TagStore`; a verdict judged under other parameters never counts.
+the parameters, through any `TagStore`, as a statement signed with the pipeline's key; a
+verdict judged under other parameters never counts, and one whose signature does not verify
+under a trusted key counts as missing (it is judged again, never believed).
 """
 
 from __future__ import annotations
@@ -16,6 +18,14 @@ from typing import Any, Protocol
 
 from insurance_pipeline.core.gates.policy import ChampionRef, GatePolicy
 from insurance_pipeline.core.gates.registry import Gate
+from insurance_pipeline.core.trust.keys import Signer, Verifier
+from insurance_pipeline.core.trust.statements import (
+    UntrustedStatement,
+    open_statement,
+    sign_statement,
+)
+
+STATEMENT = "verdict"
 
 VERDICT_TAG_PREFIX = "verdict."
 
@@ -77,24 +87,33 @@ class TagStore(Protocol):
 
 
 class VerdictLedger:
-    """Verdicts recorded on models, through a `TagStore`."""
+    """Verdicts recorded on models, through a `TagStore`, signed and verified."""
 
-    def __init__(self, store: TagStore):
-        self.store = store
+    def __init__(self, store: TagStore, signer: Signer | None, verifier: Verifier):
+        self.store, self.signer, self.verifier = store, signer, verifier
+        self.refused: list[str] = []  # why each unbelievable verdict tag was ignored
 
     def record(self, verdict: Verdict) -> None:
         """Idempotent: the same gate and parameters keep the latest judgement."""
-        self.store.set_model_tag(verdict.model_key, verdict.tag, verdict.to_json())
+        statement = sign_statement(STATEMENT, asdict(verdict), self.signer)
+        self.store.set_model_tag(verdict.model_key, verdict.tag, statement)
 
     def recorded(self, model_key: str) -> dict[str, Verdict]:
-        """Every readable verdict of the model, by tag; an unreadable one counts as missing."""
+        """Every verdict of the model a trusted key signed for that model and tag; any other
+        counts as missing (and is listed in `refused`)."""
         found = {}
         for name, value in self.store.model_tags(model_key).items():
-            if name.startswith(VERDICT_TAG_PREFIX):
-                try:
-                    found[name] = Verdict.from_json(value)
-                except (ValueError, TypeError):
-                    continue
+            if not name.startswith(VERDICT_TAG_PREFIX):
+                continue
+            try:
+                verdict = Verdict(**open_statement(value, STATEMENT, self.verifier))
+            except (UntrustedStatement, TypeError) as error:
+                self.refused.append(f"{name}: {error}")
+                continue
+            if verdict.model_key != model_key or verdict.tag != name:
+                self.refused.append(f"{name}: signed for {verdict.model_key} as {verdict.tag}")
+                continue
+            found[name] = verdict
         return found
 
 

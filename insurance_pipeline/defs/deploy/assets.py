@@ -12,8 +12,14 @@ from dagster import (
 )
 from pydantic import Field
 
+from insurance_pipeline.core.gates.decision import VersionApproval
+from insurance_pipeline.core.trust.keys import TrustError
 from insurance_pipeline.defs._steps import versioned_asset
-from insurance_pipeline.defs.deploy.approval import version_approval
+from insurance_pipeline.defs.deploy.approval import (
+    fetch_serving_artifact,
+    served_digest,
+    verified_approval,
+)
 from insurance_pipeline.deploy.plan import (
     MODEL_DIR,
     DeployInputError,
@@ -29,28 +35,34 @@ from insurance_pipeline.deploy.plan import (
     validate_objects,
     write_values_file,
 )
-from insurance_pipeline.resources import InsuranceDataResource, MlflowResource
+from insurance_pipeline.resources import (
+    GatesResource,
+    InsuranceDataResource,
+    MlflowResource,
+    TrustResource,
+)
 from insurance_pipeline.resources.deploy import CommandRecord, DeployRunnerResource
-from insurance_pipeline.resources.mlflow import DEPLOYED_ALIAS, SERVING_SHA_TAG
+from insurance_pipeline.resources.mlflow import DEPLOYED_ALIAS
 
 
 class DeployConfig(Config):
     model_version: int = Field(description="Registered version of insurance_charges_model")
 
 
-def approved_sha(mlflow: MlflowResource, version: int) -> str:
-    """The version's serving sha256, once its verdicts are re-checked (as the sensor does)."""
+def approved(
+    mlflow: MlflowResource, deployer: DeployRunnerResource, gates, trust, version: int
+) -> tuple[object, VersionApproval]:
+    """The version and its verified approval (in production, under a policy no weaker than
+    this deployment's), as the sensor checks them."""
     try:
         registered = mlflow.get_version(version)
     except LookupError as error:
         raise Failure(f"cannot deploy: {error}") from error
-    decision = version_approval(mlflow, registered)
+    policy = gates.policy() if deployer.enforces_policy else None
+    decision = verified_approval(mlflow, registered, trust, required_policy=policy)
     if not decision.approved:
         raise Failure(f"version {version} will not be deployed: {decision.summary()}")
-    model_sha = registered.tags.get(SERVING_SHA_TAG)
-    if not model_sha:
-        raise Failure(f"version {version} has no serving artifact: it never passed the gates")
-    return model_sha
+    return registered, decision
 
 
 def checked_chart(deployer: DeployRunnerResource, target, version: int, model_sha: str) -> list:
@@ -152,19 +164,27 @@ def deployment(
     config: DeployConfig,
     mlflow: MlflowResource,
     deployer: DeployRunnerResource,
+    gates: GatesResource,
+    trust: TrustResource,
     data: InsuranceDataResource,
 ) -> MaterializeResult:
     version = config.model_version
-    model_sha = approved_sha(mlflow, version)
+    registered, approval = approved(mlflow, deployer, gates, trust, version)
+    model_sha = served_digest(approval)  # the manifest's sha256: it pins model.npz
     target = deployer.target()
     try:
         validate_inputs(target, version, model_sha)
     except DeployInputError as error:
         raise Failure(f"deploy of version {version} refused: {error}") from error
     objects = checked_chart(deployer, target, version, model_sha)
-    # The build context holds exactly this version's verified artifact.
+    # The build context holds exactly this version's artifact, every byte verified.
     workdir = data.artifacts("images", f"v{version}")
-    mlflow.download_serving_artifact(stage_build_context(workdir / "context"), version=version)
+    try:
+        fetch_serving_artifact(
+            mlflow, registered, approval, trust, stage_build_context(workdir / "context")
+        )
+    except TrustError as error:
+        raise Failure(f"deploy of version {version} refused: {error}") from None
     (workdir / "pushed.digest").unlink(missing_ok=True)
     started = time.perf_counter()
     metadata = {

@@ -1,10 +1,11 @@
 """The deploy sensor: `champion` differs from what this environment last deployed -> one
 deploy run, if the champion's verdicts allow it.
 
-- Deployable: the champion version was approved by registration and every required gate has
-  a passing verdict for its model under the settings it was approved with (the same check
-  the `deployment` asset repeats). Check results recorded by other Dagster runs count for
-  nothing.
+- Deployable: the champion version carries an approval signed by a trusted key for this very
+  version and run, with a passing verdict of every gate (in production, under a policy no
+  weaker than this deployment's `gates`); the `deployment` asset repeats the check and also
+  verifies every byte it ships. Check results recorded by other Dagster runs, and tags anyone
+  could write, count for nothing.
 - Last deployed in this environment: the latest successful `deployment` materialization in
   this Dagster instance (a real rollout, or a dry-run in the local environment). A rollback
   of `champion` to an earlier version therefore redeploys that version.
@@ -27,9 +28,14 @@ from dagster import (
     sensor,
 )
 
-from insurance_pipeline.defs.deploy.approval import version_approval
+from insurance_pipeline.defs.deploy.approval import verified_approval
 from insurance_pipeline.defs.jobs import DEPLOY_JOB
-from insurance_pipeline.resources import DeployRunnerResource, MlflowResource
+from insurance_pipeline.resources import (
+    DeployRunnerResource,
+    GatesResource,
+    MlflowResource,
+    TrustResource,
+)
 from insurance_pipeline.resources.mlflow import CHAMPION_ALIAS
 
 SENSOR_NAME = "deploy_validated_model"
@@ -90,7 +96,11 @@ def deploy_history(instance, version: int, limit: int = 200) -> DeployHistory:
     "it once its verdicts are checked; failed deploys are retried a bounded number of times.",
 )
 def deploy_validated_model(
-    context: SensorEvaluationContext, mlflow: MlflowResource, deployer: DeployRunnerResource
+    context: SensorEvaluationContext,
+    mlflow: MlflowResource,
+    deployer: DeployRunnerResource,
+    gates: GatesResource,
+    trust: TrustResource,
 ):
     champion = mlflow.alias_version(CHAMPION_ALIAS)  # a registry error fails the tick
     if champion is None:
@@ -99,7 +109,8 @@ def deploy_validated_model(
     deployed = deployed_version(context.instance)
     if deployed == version:
         return SkipReason(f"champion v{version} is what this environment last deployed")
-    decision = version_approval(mlflow, champion)
+    policy = gates.policy() if deployer.enforces_policy else None
+    decision = verified_approval(mlflow, champion, trust, required_policy=policy)
     if not decision.approved:
         return SkipReason(f"champion v{version} is not deployable: {decision.summary()}")
     history = deploy_history(context.instance, version)

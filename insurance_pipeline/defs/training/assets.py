@@ -15,6 +15,7 @@ from insurance_pipeline.core.modeling.intervals import (
 )
 from insurance_pipeline.core.modeling.model import TrainedModel, build_trained_model
 from insurance_pipeline.core.modeling.search import SearchBudget, SearchResult
+from insurance_pipeline.core.trust.files import file_statement
 from insurance_pipeline.defs._steps import (
     cache_metadata,
     data_version,
@@ -23,8 +24,8 @@ from insurance_pipeline.defs._steps import (
 )
 from insurance_pipeline.defs.training.features import FEATURE_LIBRARIES
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
-from insurance_pipeline.resources import MlflowResource, StepCacheResource
-from insurance_pipeline.resources.mlflow import DATA_SHA_TAG
+from insurance_pipeline.resources import MlflowResource, StepCacheResource, TrustResource
+from insurance_pipeline.resources.mlflow import DATA_SHA_TAG, PICKLE_TAG, pickle_subject
 
 SEARCH_LIBRARIES = [
     "tpot",
@@ -111,14 +112,15 @@ def tpot_pipeline(
 def log_to_mlflow(
     context: AssetExecutionContext,
     mlflow: MlflowResource,
+    trust: TrustResource,
     model: TrainedModel,
     split: Split,
     cache_key: str,
 ) -> tuple[str, bool]:
     """The model's MLflow run (created once per model key): the model, params, library
-    versions."""
+    versions, and a signed statement of the pickle's sha256 as it was written."""
     versions = model.library_versions
-    return mlflow.log_model_run(
+    run_id, pickle_sha = mlflow.log_model_run(
         model_key=model.model_key,
         model=model.pipeline,
         params={
@@ -137,6 +139,12 @@ def log_to_mlflow(
         pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
         train_row_ids=list(model.train_row_ids),
     )
+    if pickle_sha is not None:
+        subject = pickle_subject(model.model_key, run_id)
+        mlflow.set_model_tag(
+            model.model_key, PICKLE_TAG, file_statement(subject, pickle_sha, trust.signer())
+        )
+    return run_id, pickle_sha is not None
 
 
 class PredictionIntervalConfig(Config):
@@ -197,10 +205,11 @@ def trained_model(
     tpot_pipeline: SearchResult,
     prediction_interval: ConformalInterval,
     mlflow: MlflowResource,
+    trust: TrustResource,
     step_cache: StepCacheResource,
 ):
     """Pipeline(feature transformer, TPOT's pipeline) with its interval, logged to MLflow
-    once, with the data contract's verdict recorded against its model key."""
+    once, with the data contract's verdict recorded (signed) against its model key."""
     train = train_test_split.train
     result = run_cached(
         context,
@@ -217,11 +226,12 @@ def trained_model(
         libraries=MODEL_LIBRARIES,
     )
     model: TrainedModel = result.value
-    run_id, created = log_to_mlflow(context, mlflow, model, train_test_split, result.key)
+    run_id, created = log_to_mlflow(context, mlflow, trust, model, train_test_split, result.key)
     rows = len(train) + len(train_test_split.test)
     evidence = DataEvidence(model.model_key, model.data_version, rows)
     # The contract's judgement does not depend on the policy (the gate has no parameters).
-    VerdictLedger(mlflow).record(Verdict.judged(GATES["data_contract"], evidence, GatePolicy()))
+    ledger = VerdictLedger(mlflow, trust.signer(), trust.verifier())
+    ledger.record(Verdict.judged(GATES["data_contract"], evidence, GatePolicy()))
     return Output(
         model,
         data_version=data_version(result),

@@ -12,13 +12,21 @@ from insurance_pipeline.core.modeling.holdout import evaluate_holdout
 from insurance_pipeline.core.modeling.metrics import HoldoutEvaluation, SegmentMetrics
 from insurance_pipeline.core.modeling.model import TrainedModel
 from insurance_pipeline.core.modeling.report import validation_report as render_report
+from insurance_pipeline.core.redact import redact
+from insurance_pipeline.core.trust.keys import TrustError
 from insurance_pipeline.defs._steps import (
     cache_metadata,
     data_version,
     run_cached,
     versioned_asset,
 )
-from insurance_pipeline.resources import InsuranceDataResource, MlflowResource, StepCacheResource
+from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
+from insurance_pipeline.resources import (
+    InsuranceDataResource,
+    MlflowResource,
+    StepCacheResource,
+    TrustResource,
+)
 from insurance_pipeline.resources.mlflow import CHAMPION_ALIAS, MODEL_KEY_TAG
 
 
@@ -135,22 +143,35 @@ def current_champion(mlflow: MlflowResource, model_key: str) -> ChampionRef | No
         found = mlflow.alias_version(CHAMPION_ALIAS)
     except Exception as error:
         raise Failure(
-            description=f"cannot tell which model is {CHAMPION_ALIAS}: the registry "
-            f"{mlflow.active_registry_uri} failed with {type(error).__name__}: {error}"
-        ) from error
+            description=redact(
+                f"cannot tell which model is {CHAMPION_ALIAS}: the registry {mlflow.where} "
+                f"failed with {type(error).__name__}: {error}"
+            )
+        ) from None
     if found is None or found.tags.get(MODEL_KEY_TAG) == model_key:
         return None
     return ChampionRef(version=int(found.version), model_key=found.tags.get(MODEL_KEY_TAG, ""))
 
 
 def compare_with_champion(
-    model: TrainedModel, split: Split, mlflow: MlflowResource, champion: ChampionRef | None
+    model: TrainedModel,
+    split: Split,
+    mlflow: MlflowResource,
+    trust: TrustResource,
+    champion: ChampionRef | None,
 ) -> ChampionComparison:
     """The comparison (core.modeling.challenger.compare), the champion's pipeline loaded
-    from the registry after its file is checked."""
+    from the registry only once its pickle hashes to the digest its signed approval holds."""
     pipeline = None
     if champion is not None:
-        pipeline, _ = mlflow.load_version_model(mlflow.get_version(champion.version))
+        version = mlflow.get_version(champion.version)
+        approval = verified_approval(mlflow, version, trust)
+        try:
+            pipeline, _ = load_approved_model(mlflow, version, approval)
+        except (TrustError, ValueError) as error:
+            raise Failure(
+                description=f"champion v{champion.version} cannot be compared with: {error}"
+            ) from None
     return compare(model, split, champion, pipeline)
 
 
@@ -160,6 +181,7 @@ def champion_comparison(
     train_test_split: Split,
     trained_model: TrainedModel,
     mlflow: MlflowResource,
+    trust: TrustResource,
     step_cache: StepCacheResource,
 ) -> Output[ChampionComparison]:
     """The new model (challenger) and the current `champion`: both specs cross-validated on
@@ -168,7 +190,7 @@ def champion_comparison(
     result = run_cached(
         context,
         step_cache.store(),
-        lambda: compare_with_champion(trained_model, train_test_split, mlflow, champion),
+        lambda: compare_with_champion(trained_model, train_test_split, mlflow, trust, champion),
         # The champion is outside state: which one we compare with is part of the key.
         config={"champion": champion and (champion.version, champion.model_key)},
         libraries=["scikit-learn", "scipy"],

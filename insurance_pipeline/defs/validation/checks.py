@@ -1,12 +1,13 @@
 """The gates' blocking checks, made from the registry: for each asset whose value is a gate's
-evidence, one multi-check judging every gate declared on it, recording each verdict against
-the model's key (on its MLflow run) under the policy of the `gates` resource."""
+evidence, one multi-check judging every gate declared on it, recording each verdict, signed
+with the pipeline's key, against the model's key (on its MLflow run) under the policy of the
+`gates` resource."""
 
 import dagster as dg
 
 from insurance_pipeline.core.gates.registry import GATES, Gate, GateRegistry, champion_of
 from insurance_pipeline.core.gates.verdicts import Verdict, VerdictLedger
-from insurance_pipeline.resources import GatesResource, MlflowResource
+from insurance_pipeline.resources import GatesResource, MlflowResource, TrustResource
 
 
 def _result(gate: Gate, asset: str, verdict: Verdict) -> dg.AssetCheckResult:
@@ -32,8 +33,9 @@ def _checks_on(asset: str, judged: tuple[Gate, ...]) -> dg.AssetChecksDefinition
         ],
         ins={"evidence": dg.AssetIn(key=asset)},
     )
-    def judge_gates(evidence, gates: GatesResource, mlflow: MlflowResource):
-        policy, ledger = gates.policy(), VerdictLedger(mlflow)
+    def judge_gates(evidence, gates: GatesResource, mlflow: MlflowResource, trust: TrustResource):
+        policy = gates.policy()
+        ledger = VerdictLedger(mlflow, trust.signer(), trust.verifier())
         for gate in judged:
             verdict = Verdict.judged(gate, evidence, policy, champion_of(evidence))
             ledger.record(verdict)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from insurance_pipeline.core.gates.decision import decide, version_approval
+from insurance_pipeline.core.gates.decision import approval_statement, decide, version_approval
 from insurance_pipeline.core.gates.policy import ChampionRef, GatePolicy
 from insurance_pipeline.core.gates.registry import GATES, DataEvidence, Gate, GateRegistry
-from insurance_pipeline.core.gates.verdicts import Verdict, canonical
+from insurance_pipeline.core.gates.verdicts import Verdict
 from insurance_pipeline.core.modeling.challenger import ChampionComparison
 from insurance_pipeline.core.modeling.metrics import (
     HoldoutEvaluation,
@@ -17,6 +17,8 @@ from insurance_pipeline.core.modeling.metrics import (
     Judgement,
     regression_metrics,
 )
+from insurance_pipeline.core.trust.keys import Signer, Verifier
+from insurance_pipeline_tests.helpers import SESSION_KEY
 
 KEY, DATA = "model-1", "a" * 64
 
@@ -120,27 +122,48 @@ def test_a_registry_with_one_more_gate_refuses_until_its_verdict_exists():
         registry=registry,
     )
     assert second.approved and second.judged_now == ()
-    approved = canonical(second.required)
-    found = version_approval(
-        version="2",
+    signer = Signer(SESSION_KEY)
+    statement = approval_statement(
+        second,
+        model_name="m",
+        version=2,
+        run_id="r2",
         model_key=KEY,
         data_version=DATA,
-        approved_parameters=approved,
-        recorded=recorded,
-        registry=registry,
+        policy=policy,
+        files={"model/model.pkl": "f" * 64},
+        signer=signer,
     )
-    assert found.approved
-    # a version approved under the registry without the extra gate is not deployable under it
-    older = canonical({k: v for k, v in second.required.items() if k != EXTRA.name})
-    refused = version_approval(
-        version="1",
+    check = dict(verifier=Verifier.of(signer), model_name="m", version=2, run_id="r2")
+    found = version_approval(statement=statement, registry=registry, **check)
+    assert found.approved and found.files == {"model/model.pkl": "f" * 64}
+    # approved under the registry without the extra gate: not deployable under it
+    older = approval_statement(
+        first_without(EXTRA.name, second),
+        model_name="m",
+        version=2,
+        run_id="r2",
         model_key=KEY,
         data_version=DATA,
-        approved_parameters=older,
-        recorded=recorded,
-        registry=registry,
+        policy=policy,
+        files={},
+        signer=signer,
     )
-    assert not refused.approved and "report_has_pages" in refused.summary()
+    refused = version_approval(statement=older, registry=registry, **check)
+    assert not refused.approved and "approved without report_has_pages" in refused.summary()
+    # and the same approval is for version 2 of run r2 only
+    elsewhere = version_approval(statement=statement, registry=registry, **{**check, "version": 3})
+    assert not elsewhere.approved and "not for m version 3" in elsewhere.summary()
+
+
+def first_without(gate: str, decision):
+    from dataclasses import replace
+
+    from insurance_pipeline.core.gates.verdicts import Approval
+
+    verdicts = tuple(v for v in decision.approval.verdicts if v.gate != gate)
+    required = {g: p for g, p in decision.required.items() if g != gate}
+    return replace(decision, approval=Approval(verdicts, ()), required=required)
 
 
 def test_a_verdict_under_other_parameters_or_for_another_model_never_counts():
