@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv base-image
+.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
 SERVING_VENV ?= .venv-serving
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -26,7 +26,13 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_helm.py scripts/install
 	@touch $(STAMP)
 
 # Copied under a private name, then renamed: two `make run` started together both succeed.
+# Another DAGSTER_HOME (`.stack/env`, production) keeps its own dagster.yaml: only a missing
+# one is created there.
+ifeq ($(DAGSTER_HOME),$(CURDIR)/.dagster)
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+else
+$(DAGSTER_HOME)/dagster.yaml:
+endif
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $@.$$$$.tmp && mv -f $@.$$$$.tmp $@
 
@@ -58,9 +64,13 @@ bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + servic
 	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
 	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
+	$(PY) benchmarks/bench_stack.py --update-readme
 
 bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes README)
 	$(PY) benchmarks/bench_model.py --update-readme $(if $(NESTED),--nested)
+
+pipeline-image: install  ## the pipeline image (training stack + definitions) for Dagster's chart
+	$(PY) -m tooling.pipeline_image
 
 base-image: install  ## the Debian bookworm base image for buildah builds (debootstrap, cached)
 	$(PY) -m tooling.images
@@ -89,6 +99,12 @@ contract: install  ## regenerate service_contract.yaml from the app
 
 clean-cache: install  ## prune the step cache (CACHE_MAX_BYTES / CACHE_MAX_AGE_DAYS keep some)
 	$(PY) -m insurance_pipeline.cli clean-cache $(if $(CACHE_MAX_BYTES),--max-bytes $(CACHE_MAX_BYTES)) $(if $(CACHE_MAX_AGE_DAYS),--max-age-days $(CACHE_MAX_AGE_DAYS))
+
+stack: install  ## a production-like stack on 127.0.0.1 (S3, MLflow server, Dask, Dagster); writes .stack/env
+	$(PY) -m tooling.stack up
+
+stack-down:  ## stop every process `make stack` started (and nothing else)
+	@if [ -x $(PY) ]; then $(PY) -m tooling.stack down; else echo "stopped: nothing was running"; fi
 
 clean:  ## remove local state (instance, MLflow store, cache, artifacts); keeps .venv
 	rm -rf .dagster .mlflow .cache .artifacts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -82,6 +83,11 @@ def summarize(result) -> tuple[list[str], bool]:
 
 def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
+    search = materialized.get("tpot_pipeline")
+    if search and "searched_on" in search:
+        lines.append(
+            f"search: {search.get('pipelines_evaluated')} pipelines on {search['searched_on']}"
+        )
     metrics = materialized.get("validation_metrics")
     if metrics:
         lines.append(
@@ -101,6 +107,41 @@ def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
 
 
 RUN_LOCK = "insurance-pipeline-run.lock"
+# Tags on each run `make run` starts: where its process lives.
+HOST_TAG, PID_TAG = "insurance_pipeline/host", "insurance_pipeline/pid"
+
+
+def release_abandoned_runs(instance) -> list[str]:
+    """Runs this host's `make run` started whose process is gone (killed mid-run): marked
+    failed and their pool slots freed, so that the next run is not held behind them. Called
+    under the run lock, when no other `make run` of this state is alive."""
+    import socket
+
+    from dagster import DagsterRunStatus, RunsFilter
+
+    released = []
+    records = instance.get_run_records(
+        RunsFilter(statuses=[DagsterRunStatus.STARTED], tags={HOST_TAG: socket.gethostname()})
+    )
+    for record in records:
+        run = record.dagster_run
+        pid = int(run.tags.get(PID_TAG, "0"))
+        if pid and _alive(pid):
+            continue
+        instance.report_run_failed(run, "its `make run` process is gone (killed?)")
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+    return released
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
 
 
 def checked_policy(args: argparse.Namespace) -> str | None:
@@ -134,8 +175,13 @@ def run(args: argparse.Namespace) -> int:
     # the cache, instead of creating the instance's storage twice or racing the registry.
     lock = Path(os.environ["DAGSTER_HOME"]) / RUN_LOCK
     with exclusive(lock, announce=True), DagsterInstance.get() as instance:
+        for run_id in release_abandoned_runs(instance):
+            print(f"released run {run_id}: its process is gone", file=sys.stderr)
         result = job.execute_in_process(
-            run_config=build_run_config(args), instance=instance, raise_on_error=False
+            run_config=build_run_config(args),
+            instance=instance,
+            raise_on_error=False,
+            tags={HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
         )
     lines, ok = summarize(result)
     print("\n".join([*lines, trust_line()]), flush=True)
@@ -154,9 +200,9 @@ def clean_cache(args: argparse.Namespace) -> int:
     from insurance_pipeline.settings import StateSettings
 
     cache = StepCache(StateSettings().cache_dir)
-    before = cache.size_bytes() if cache.root.exists() else 0
+    before = cache.size_bytes()
     cache.prune(bytes_limit=args.max_bytes, max_age_days=args.max_age_days)
-    after = cache.size_bytes() if cache.root.exists() else 0
+    after = cache.size_bytes()
     print(f"step cache {cache.root}: {before / 1e6:.1f} MB -> {after / 1e6:.1f} MB")
     return 0
 

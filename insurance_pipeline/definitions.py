@@ -11,6 +11,8 @@ from pathlib import Path
 
 from dagster import Definitions, in_process_executor, load_from_defs_folder
 
+from insurance_pipeline.defs import quiet_known_warnings
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,3 +26,4 @@ def build_definitions() -> Definitions:
 
 
 defs = build_definitions()
+quiet_known_warnings()

@@ -19,6 +19,13 @@ _CONFIG = SettingsConfigDict(extra="ignore", populate_by_name=True, protected_na
 ENVIRONMENTS = ("local", "production")
 
 
+def _location(given: str | None, default: Path) -> str:
+    """A URL as given; a path made absolute."""
+    if given and "://" in given:
+        return given.rstrip("/")
+    return str(Path(given).expanduser().resolve() if given else default)
+
+
 class StateSettings(BaseSettings):
     """Where the data is read and local state is written."""
 
@@ -26,8 +33,9 @@ class StateSettings(BaseSettings):
     root: Path = Field(default=layout.CHECKOUT, validation_alias="INSURANCE_PIPELINE_ROOT")
     state_dir: Path | None = Field(default=None, validation_alias="INSURANCE_STATE_DIR")
     data_path: Path | None = Field(default=None, validation_alias="INSURANCE_DATA_PATH")
-    cache_dir: Path | None = Field(default=None, validation_alias="INSURANCE_CACHE_DIR")
-    artifacts_dir: Path | None = Field(default=None, validation_alias="INSURANCE_ARTIFACTS_DIR")
+    # A folder, or object storage (`s3://bucket/prefix`): a URL stays as given.
+    cache_dir: str | None = Field(default=None, validation_alias="INSURANCE_CACHE_DIR")
+    artifacts_dir: str | None = Field(default=None, validation_alias="INSURANCE_ARTIFACTS_DIR")
 
     @model_validator(mode="after")
     def _defaults(self) -> StateSettings:
@@ -35,8 +43,8 @@ class StateSettings(BaseSettings):
         state = (self.state_dir or self.root).expanduser().resolve()
         self.state_dir = state
         self.data_path = (self.data_path or self.root / layout.SHIPPED_DATA).expanduser()
-        self.cache_dir = (self.cache_dir or state / layout.CACHE_DIR).expanduser()
-        self.artifacts_dir = (self.artifacts_dir or state / layout.ARTIFACTS_DIR).expanduser()
+        self.cache_dir = _location(self.cache_dir, state / layout.CACHE_DIR)
+        self.artifacts_dir = _location(self.artifacts_dir, state / layout.ARTIFACTS_DIR)
         return self
 
 
@@ -128,3 +136,10 @@ class TrustSettings(BaseSettings):
         text = self.trusted_keys or ""
         parts = [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", text)]
         return tuple(Path(p).expanduser() for p in parts if p)
+
+
+class SearchSettings(BaseSettings):
+    """Where the TPOT search runs (a standing Dask cluster, by the name Dask reads)."""
+
+    model_config = _CONFIG
+    scheduler_address: str = Field(default="", validation_alias="DASK_SCHEDULER_ADDRESS")

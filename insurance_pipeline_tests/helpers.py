@@ -406,6 +406,20 @@ def export_artifact(pipeline, folder: Path, version: int = 1, interval=None) -> 
     return folder
 
 
+def require_image_tools(*extra: str) -> None:
+    """Skip (fail, in CI) unless buildah, podman and debootstrap (and `extra`) are installed."""
+    import pytest
+
+    from tooling import images
+
+    missing = images.missing_tools((*images.TOOLS, *extra))
+    if missing:
+        message = f"image tools missing: {', '.join(missing)} (`make install` as root adds them)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # CI never skips the image tests silently
+        pytest.skip(message)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -66,9 +66,15 @@ class RunningContainer:
 
 @contextmanager
 def running_image(
-    image: str, *, env: dict[str, str] | None = None, user: str = "10001:10001"
+    image: str,
+    *,
+    env: dict[str, str] | None = None,
+    user: str = "10001:10001",
+    command: list[str] | None = None,
 ) -> Iterator[RunningContainer]:
-    entrypoint = inspect_image(image)["OCIv1"]["config"]["Entrypoint"]
+    """The image's entrypoint (or `command`) running, until the block ends."""
+    config = inspect_image(image)["OCIv1"]["config"]
+    entrypoint = command or (config.get("Entrypoint") or []) + (config.get("Cmd") or [])
     name = subprocess.run(
         ["buildah", "from", image], check=True, capture_output=True, text=True
     ).stdout.strip()
@@ -89,4 +95,23 @@ def running_image(
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(5)
+        subprocess.run(["buildah", "rm", name], capture_output=True)
+
+
+def run_in_image(
+    image: str, *command: str, user: str = "10001:10001", timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """`command` run once in a fresh container of `image`, its output captured."""
+    name = subprocess.run(
+        ["buildah", "from", image], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    try:
+        return subprocess.run(
+            ["buildah", "run", "--isolation", "chroot", "--network", "host", "--user", user]
+            + [name, "--", *command],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    finally:
         subprocess.run(["buildah", "rm", name], capture_output=True)

@@ -1,23 +1,26 @@
 """Content-keyed step cache: key = hash(step, code version, upstream data versions, config,
-Python and library versions).
+Python and library versions), in a folder or in object storage (`storage`).
 
-Layout: `<root>/<step>/<key>/value.bin` beside `meta.json`, a statement signed with the
-pipeline's key of the entry's step, key, format (`codec`), sha256 and data version. An entry
-is written into a private temporary folder and renamed into place in one step, so a crash or
-a concurrent run never leaves a half-written entry and two writers never share a temporary
-file. Every read verifies the signature under the trusted keys, then the file against the
-signed sha256, before anything is decoded; a pickle is only ever loaded that way. An entry
-that fails is refused: `get_or_compute` recomputes and replaces it, with a warning naming it.
+Layout: `<root>/<step>/<key>/value-<token>.bin`, then `meta.json`: a statement signed with the
+pipeline's key naming the entry's step, key, format (`codec`), value file, sha256 and data
+version. The value is written first, under a name no other writer uses; the entry exists once
+its `meta.json` is *created*, which succeeds for exactly one writer (a hard link locally,
+`If-None-Match: *` on S3). So two writers of one key leave exactly one complete entry, and a
+reader sees no entry or the winner's, never a mix, on one machine or many. Every read verifies
+the signature under the trusted keys, then the value against the signed sha256, before
+anything is decoded; a pickle is only ever loaded that way. An entry that fails is refused:
+`get_or_compute` recomputes and replaces it, with a warning naming it. Each hit records its
+time in `last-used` (best effort: a read-only cache still serves hits), which pruning reads
+instead of file times.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
+import json
 import platform
-import shutil
-import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +30,7 @@ from typing import Any
 import joblib
 
 from insurance_pipeline.cache.codec import decode, encode
+from insurance_pipeline.cache.storage import StorageError, storage_for
 from insurance_pipeline.core.trust.keys import Signer, Verifier
 from insurance_pipeline.core.trust.statements import (
     UntrustedStatement,
@@ -34,8 +38,8 @@ from insurance_pipeline.core.trust.statements import (
     sign_statement,
 )
 
-VALUE_FILE = "value.bin"
 META_FILE = "meta.json"
+LAST_USED_FILE = "last-used"
 STATEMENT = "step-cache-entry"
 
 
@@ -104,26 +108,29 @@ class StepCache:
         verifier: Verifier | None = None,
         warn: Callable[[str], None] | None = None,
     ):
-        self.root = Path(root)
+        self.storage = storage_for(root)
+        self.root = self.storage.url
         self.bytes_limit = bytes_limit
-        self.signer, self.verifier = signer, verifier
+        self.signer = signer
+        # no other trusted keys given: entries this pipeline's key signed
+        self.verifier = verifier or (Verifier.of(signer) if signer is not None else None)
         self.warn = warn or (lambda message: None)
 
-    def _entry(self, step: str, key: str) -> Path:
-        return self.root / step / key
+    def entry_url(self, step: str, key: str) -> str:
+        return f"{self.root}/{step}/{key}"
 
     def contains(self, step: str, key: str) -> bool:
-        return (self._entry(step, key) / META_FILE).is_file()
+        return self.storage.exists(f"{step}/{key}/{META_FILE}")
 
     def _meta(self, step: str, key: str) -> dict:
-        entry = self._entry(step, key)
         try:
-            text = (entry / META_FILE).read_text()
+            text = self.storage.read(f"{step}/{key}/{META_FILE}").decode()
         except FileNotFoundError as error:
             raise CacheEntryMissing(
                 f"step cache has no entry for {step} (key {key}) under {self.root}: it was "
                 f"pruned or never stored; materialize {step} again"
             ) from error
+        entry = self.entry_url(step, key)
         try:
             meta = open_statement(text, STATEMENT, self.verifier)
         except UntrustedStatement as error:
@@ -138,64 +145,58 @@ class StepCache:
     def load(self, step: str, key: str) -> CachedResult:
         """The stored value, once its signed metadata verified and its file matches it."""
         meta = self._meta(step, key)
-        path = self._entry(step, key) / VALUE_FILE
-        data = path.read_bytes() if path.is_file() else b""
+        value_path = f"{step}/{key}/{meta['value']}"
+        try:
+            data = self.storage.read(value_path)
+        except FileNotFoundError:
+            data = b""
         actual = hashlib.sha256(data).hexdigest() if data else "missing"
         if actual != meta["sha256"]:
             raise CacheIntegrityError(
-                f"step cache file {path} has sha256 {actual}, but its signed metadata says "
-                f"{meta['sha256']}: refusing to read it"
+                f"step cache file {self.root}/{value_path} has sha256 {actual}, but its signed "
+                f"metadata says {meta['sha256']}: refusing to read it"
             )
         value = decode(meta["format"], data)
-        try:
-            os.utime(path.parent / META_FILE)  # last use, for least-recently-used pruning
-        except OSError:
+        try:  # last use, for least-recently-used pruning
+            self.storage.write(f"{step}/{key}/{LAST_USED_FILE}", str(time.time()).encode())
+        except (OSError, StorageError):
             pass  # a read-only cache still serves hits
         return CachedResult(value=value, data_version=meta["data_version"], key=key, hit=True)
 
     def store(self, step: str, key: str, value: Any) -> CachedResult:
-        """Write `value` under (step, key) atomically; a concurrent writer of the same entry
-        wins or loses as a whole (both wrote the same content: same key). A refused entry
-        already there is replaced."""
-        folder = self.root / step
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder))
-        try:
-            fmt, data = encode(value)
-            (staging / VALUE_FILE).write_bytes(data)
-            data_version = joblib.hash(value)
-            meta = {
-                "step": step,
-                "key": key,
-                "format": fmt,
-                "sha256": hashlib.sha256(data).hexdigest(),
-                "data_version": data_version,
-                "created": time.time(),
-            }
-            (staging / META_FILE).write_text(sign_statement(STATEMENT, meta, self.signer))
-            self._commit(staging, step, key)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        """The value first, under its own name, then its signed metadata created: one writer
+        of a key wins whole. A refused entry already there is replaced."""
+        fmt, data = encode(value)
+        name = f"value-{uuid.uuid4().hex[:16]}.bin"
+        self.storage.write(f"{step}/{key}/{name}", data)
+        data_version = joblib.hash(value)
+        meta = {
+            "step": step,
+            "key": key,
+            "format": fmt,
+            "value": name,
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "data_version": data_version,
+            "created": time.time(),
+        }
+        self._commit(step, key, name, sign_statement(STATEMENT, meta, self.signer).encode())
         if self.bytes_limit is not None:
             self.prune(bytes_limit=self.bytes_limit)
         return CachedResult(value=value, data_version=data_version, key=key, hit=False)
 
-    def _commit(self, staging: Path, step: str, key: str) -> None:
-        target = self._entry(step, key)
-        try:
-            staging.rename(target)
+    def _commit(self, step: str, key: str, name: str, statement: bytes) -> None:
+        meta_path = f"{step}/{key}/{META_FILE}"
+        if self.storage.create(meta_path, statement):
             return
-        except OSError:
-            if not target.exists():
-                raise  # not a lost race: a real error
         try:
             self._meta(step, key)
-            return  # a valid entry won the race
+            self.storage.delete(f"{step}/{key}/{name}")  # a valid entry won the race
+            return
         except (CacheIntegrityError, CacheEntryMissing):
-            aside = target.with_name(f".refused-{key}-{os.getpid()}")
-            target.rename(aside)
-            shutil.rmtree(aside, ignore_errors=True)
-            staging.rename(target)
+            pass
+        self.storage.delete(meta_path)  # a refused entry: replaced
+        if not self.storage.create(meta_path, statement):
+            self.storage.delete(f"{step}/{key}/{name}")  # another writer replaced it first
 
     def get_or_compute(self, step: str, key: str, compute: Callable[[], Any]) -> CachedResult:
         if self.contains(step, key):
@@ -205,31 +206,46 @@ class StepCache:
                 self.warn(f"step cache entry refused, recomputing {step}: {error}")
         return self.store(step, key, compute())
 
-    def _entries(self) -> list[tuple[float, int, Path]]:
-        """(last use, bytes, folder) of every complete entry."""
-        found = []
-        for meta in self.root.glob(f"*/*/{META_FILE}"):
-            folder = meta.parent
-            size = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
-            found.append((meta.stat().st_mtime, size, folder))
-        return found
+    def _entries(self) -> list[tuple[float, int, str]]:
+        """(last use, bytes, "<step>/<key>") of every entry."""
+        sizes: dict[str, int] = {}
+        for stored in self.storage.list():
+            parts = stored.path.split("/")
+            if len(parts) == 3:
+                entry = "/".join(parts[:2])
+                sizes[entry] = sizes.get(entry, 0) + stored.size
+        return [(self._last_use(entry), size, entry) for entry, size in sizes.items()]
+
+    def _last_use(self, entry: str) -> float:
+        for name, read in ((LAST_USED_FILE, float), (META_FILE, _created)):
+            try:
+                return read(self.storage.read(f"{entry}/{name}").decode())
+            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                continue
+        return 0.0
 
     def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+        return sum(stored.size for stored in self.storage.list())
 
     def prune(self, *, bytes_limit: int | None = None, max_age_days: float | None = None) -> None:
         """Drop least-recently-used entries beyond `bytes_limit` and entries unused for more
         than `max_age_days`; with neither, drop everything."""
         if bytes_limit is None and max_age_days is None:
-            shutil.rmtree(self.root, ignore_errors=True)
+            self.storage.delete_all()
             return
         entries = sorted(self._entries(), key=lambda e: e[0], reverse=True)  # newest first
         cutoff = time.time() - max_age_days * 86400 if max_age_days is not None else None
         kept = 0
-        for last_use, size, folder in entries:
+        for last_use, size, entry in entries:
             too_old = cutoff is not None and last_use < cutoff
             too_big = bytes_limit is not None and kept + size > bytes_limit
             if too_old or too_big:
-                shutil.rmtree(folder, ignore_errors=True)
+                for stored in list(self.storage.list(entry)):
+                    self.storage.delete(stored.path)
             else:
                 kept += size
+
+
+def _created(meta_text: str) -> float:
+    """When an entry was stored, as its metadata says (read for pruning only)."""
+    return float(json.loads(meta_text)["payload"]["created"])

@@ -6,6 +6,13 @@ import warnings
 
 from dagster import BetaWarning
 
-# Data versions and observable sources are the documented staleness tools, marked beta.
-warnings.filterwarnings("ignore", category=BetaWarning)
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+def quiet_known_warnings() -> None:
+    """Data versions and observable sources are the documented staleness tools, marked
+    beta; woodwork still imports pkg_resources. Called once the definitions are loaded:
+    Dagster's loader restores the warning filters that importing this package set."""
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+
+
+quiet_known_warnings()

@@ -6,6 +6,9 @@ from dagster import AssetSelection, define_asset_job
 # `group:training`; the deploy group is outside it.
 TRAINING_GROUP, DEPLOY_GROUP = "training", "deploy"
 TRAINING_JOB, DEPLOY_JOB = "training", "deploy"
+# Dagster concurrency pools (one slot each: `concurrency.pools.default_limit` in the instance's
+# dagster.yaml): steps that must never overlap, on any machine, whatever launched the run.
+REGISTRY_POOL, DEPLOY_POOL = "insurance_registry", "insurance_deploy"
 
 # With the CSV source: every training run observes the file first, so its version (and the
 # UI's view of it) is always the one the run read.

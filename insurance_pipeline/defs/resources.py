@@ -7,6 +7,7 @@ import os
 import dagster as dg
 
 from insurance_pipeline.resources import (
+    DaskResource,
     DeployRunnerResource,
     GatesResource,
     InsuranceDataResource,
@@ -16,7 +17,12 @@ from insurance_pipeline.resources import (
 )
 from insurance_pipeline.resources.mlflow import local_artifact_root
 from insurance_pipeline.resources.trust import TrustResource
-from insurance_pipeline.settings import DeploySettings, MlflowSettings, StateSettings
+from insurance_pipeline.settings import (
+    DeploySettings,
+    MlflowSettings,
+    SearchSettings,
+    StateSettings,
+)
 
 
 def _from_env(name: str, resolved: str):
@@ -48,6 +54,11 @@ def resources_for(
         "io_manager": StepCacheIOManager(step_cache=step_cache),
         "gates": GatesResource(),
         "trust": trust,
+        "dask": DaskResource(
+            scheduler_address=_from_env(
+                "DASK_SCHEDULER_ADDRESS", SearchSettings().scheduler_address
+            )
+        ),
         "deployer": DeployRunnerResource(
             mode="execute" if deploy.environment == "production" else "dry-run",
             registry=deploy.registry,

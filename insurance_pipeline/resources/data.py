@@ -1,16 +1,24 @@
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
+from insurance_pipeline.cache.storage import LocalStorage, storage_for
+
 
 class InsuranceDataResource(ConfigurableResource):
-    """Where the insurance CSV and the pipeline's file outputs live."""
+    """Where the insurance CSV is read, and where the pipeline's files go: reports and
+    profiles are published to the artifacts location (a folder, or object storage); files
+    that only pass through (a serving folder before MLflow has it, an image's build context)
+    go to a local working folder."""
 
     csv_path: str = Field(description="The CSV (INSURANCE_DATA_PATH)")
-    artifacts_dir: str = Field(description="Reports and served files (INSURANCE_ARTIFACTS_DIR)")
+    artifacts_dir: str = Field(
+        description="Reports and profiles: a folder or s3://bucket/prefix (INSURANCE_ARTIFACTS_DIR)"
+    )
 
     def csv(self) -> Path:
         path = Path(self.csv_path)
@@ -21,7 +29,27 @@ class InsuranceDataResource(ConfigurableResource):
             )
         return path
 
-    def artifacts(self, *parts: str) -> Path:
-        folder = Path(self.artifacts_dir).joinpath(*parts)
+    @property
+    def _storage(self):
+        return storage_for(self.artifacts_dir)
+
+    def publish(self, relpath: str, data: bytes) -> str:
+        """Store `data` at `relpath` under the artifacts location (once: content-named files
+        are not written again); returns where it is (a path, or a URL)."""
+        storage = self._storage
+        if not storage.exists(relpath):
+            storage.write(relpath, data)
+        return f"{storage.url}/{relpath}"
+
+    def workdir(self, *parts: str) -> Path:
+        """A local folder for files that only pass through: under the artifacts folder when
+        it is local, else under the system's temporary folder (nothing in the state)."""
+        storage = self._storage
+        base = (
+            storage.root
+            if isinstance(storage, LocalStorage)
+            else (Path(tempfile.gettempdir()) / "insurance-pipeline")
+        )
+        folder = base.joinpath(*parts)
         folder.mkdir(parents=True, exist_ok=True)
         return folder

@@ -5,9 +5,12 @@ them. Every error it raises has the credentials in URIs redacted."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +132,10 @@ class MlflowResource(ConfigurableResource):
         found = client.get_experiment_by_name(self.experiment_name)
         if found is not None:
             return found.experiment_id
+        if "://" in self.artifact_root:
+            return client.create_experiment(
+                self.experiment_name, artifact_location=self.artifact_root
+            )
         if self.artifact_root:
             Path(self.artifact_root).mkdir(parents=True, exist_ok=True)
             location = Path(self.artifact_root).resolve().as_uri()
@@ -184,14 +191,15 @@ class MlflowResource(ConfigurableResource):
         client.log_batch(run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / MODEL_ARTIFACT
-            mlflow.sklearn.save_model(
-                model,
-                str(folder),
-                serialization_format="cloudpickle",
-                signature=infer_signature(input_example, model.predict(input_example)),
-                input_example=input_example,
-                pip_requirements=pip_requirements,
-            )
+            with _known_chatter_quiet():
+                mlflow.sklearn.save_model(
+                    model,
+                    str(folder),
+                    serialization_format="cloudpickle",
+                    signature=infer_signature(input_example, model.predict(input_example)),
+                    input_example=input_example,
+                    pip_requirements=pip_requirements,
+                )
             client.log_artifacts(run_id, str(folder), MODEL_ARTIFACT)
             pickle_sha = file_sha256(folder / "model.pkl")
             # The champion/challenger gate scores only rows a champion never trained on.
@@ -308,12 +316,27 @@ class MlflowResource(ConfigurableResource):
         return model, train_row_ids
 
 
-def local_artifact_root(tracking_uri: str, artifacts_dir: Path) -> str:
+def local_artifact_root(tracking_uri: str, artifacts_dir: str | Path) -> str:
     """Where a new experiment keeps its artifacts: a tracking server its own ("", so clients
     need no storage credentials); a SQLite store beside its database; another database
-    the state's artifacts folder."""
+    the state's artifacts location (a folder or object storage)."""
     if tracking_uri.startswith(("http://", "https://")):
         return ""
     if tracking_uri.startswith("sqlite:///"):
         return str(Path(tracking_uri.removeprefix("sqlite:///")).parent / "artifacts")
-    return str(artifacts_dir / "mlflow")
+    return f"{str(artifacts_dir).rstrip('/')}/mlflow"
+
+
+@contextlib.contextmanager
+def _known_chatter_quiet():
+    """MLflow's advice that does not apply here: the pickle is the pipeline's choice and is
+    signed (core.trust), and the integer columns never hold missing values (the schema)."""
+    logger = logging.getLogger("mlflow.sklearn")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            yield
+    finally:
+        logger.setLevel(level)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from insurance_pipeline.cache import store as store_module
-from insurance_pipeline.cache.store import META_FILE, VALUE_FILE, step_cache_key
+from insurance_pipeline.cache.store import META_FILE, step_cache_key
 from insurance_pipeline.core.trust.keys import Signer, Verifier, generate_key
 from insurance_pipeline_tests.helpers import SESSION_KEY
 
@@ -125,12 +125,16 @@ def test_prune_everything_and_by_size(tmp_path):
     assert not any(cache.contains("step", f"k{i}") for i in range(5))
 
 
+def value_file(entry: Path) -> Path:
+    return entry / json.loads((entry / META_FILE).read_text())["payload"]["value"]
+
+
 def _forge(entry: Path, data: bytes, **changes) -> None:
     """Replace an entry's value and rewrite its metadata to match (sha re-pinned), keeping
     the old signature: what an attacker with write access to the cache can do."""
     import hashlib
 
-    (entry / VALUE_FILE).write_bytes(data)
+    value_file(entry).write_bytes(data)
     envelope = json.loads((entry / META_FILE).read_text())
     envelope["payload"].update(sha256=hashlib.sha256(data).hexdigest(), **changes)
     (entry / META_FILE).write_text(json.dumps(envelope))
@@ -142,7 +146,7 @@ def test_a_tampered_entry_is_refused_named_and_recomputed(tmp_path):
     cache = StepCache(tmp_path)
     cache.get_or_compute("step", "k", lambda: {"metric": 0.84})
     entry = tmp_path / "step" / "k"
-    (entry / VALUE_FILE).write_bytes(b'{"__dict__": {"metric": 0.995}}')  # sha not re-pinned
+    value_file(entry).write_bytes(b'{"__dict__": {"metric": 0.995}}')  # sha not re-pinned
     with pytest.raises(CacheIntegrityError, match="has sha256 .* signed metadata says"):
         cache.load("step", "k")
     _forge(entry, b'{"__dict__": {"metric": 0.995}}')  # sha re-pinned: the signature breaks

@@ -180,3 +180,36 @@ def test_a_training_run_observes_the_csv_first(first_run, workspace):
         assert current_data_version(instance, AssetKey("insurance_csv")) == file_sha256(
             workspace.csv
         )
+
+
+def test_registration_waits_for_its_pool_slot_whoever_holds_it(first_run):
+    """The registry pool has one slot, held here as another machine's run would hold it: the
+    run (any launch path: the pool is the instance's) waits, then registers once it is free."""
+    import threading
+    import time
+
+    from dagster import DagsterInstance
+
+    from insurance_pipeline.defs.jobs import REGISTRY_POOL
+
+    with DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(REGISTRY_POOL)
+        assert storage.get_concurrency_info(REGISTRY_POOL).slot_count == 1
+        claim = storage.claim_concurrency_slot(REGISTRY_POOL, "other-run", "registered_model")
+        assert claim.is_claimed
+        done = {}
+        runner = threading.Thread(
+            target=lambda: done.update(result=materialize(tiny_run_config(**FLOOR)))
+        )
+        runner.start()
+        deadline = time.monotonic() + 120
+        while not storage.get_concurrency_info(REGISTRY_POOL).pending_run_ids:
+            assert time.monotonic() < deadline and runner.is_alive(), done
+            time.sleep(0.5)
+        time.sleep(2)
+        assert runner.is_alive() and "result" not in done  # held at registration
+        storage.free_concurrency_slots_for_run("other-run")
+        runner.join(timeout=300)
+    assert done["result"].success
+    assert metadata_by_asset(done["result"])["registered_model"]["new_version"] is False

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from dagster import AssetKey, DagsterInstance, RunsFilter, SkipReason
 
-from insurance_pipeline.cache.store import META_FILE, VALUE_FILE
+from insurance_pipeline.cache.store import META_FILE
 from insurance_pipeline.core.trust.keys import Signer, generate_key
 from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.mlflow import (
@@ -68,9 +68,13 @@ def entry_of(workspace, result, step: str) -> Path:
     return workspace.root / ".cache" / "steps" / step / key
 
 
+def value_file(entry: Path) -> Path:
+    return entry / json.loads((entry / META_FILE).read_text())["payload"]["value"]
+
+
 def forge_entry(entry: Path, data: bytes) -> None:
     """New bytes under an entry, its metadata's sha256 re-pinned (signature left as it was)."""
-    (entry / VALUE_FILE).write_bytes(data)
+    value_file(entry).write_bytes(data)
     envelope = json.loads((entry / META_FILE).read_text())
     envelope["payload"]["sha256"] = hashlib.sha256(data).hexdigest()
     (entry / META_FILE).write_text(json.dumps(envelope))
@@ -187,7 +191,7 @@ def test_an_edited_cache_value_is_refused_and_recomputed(champion):
     first = materialize(config)
     assert not first.success and registry_state() == ([1], 1)
     entry = entry_of(champion, first, "validation_metrics")
-    value = json.loads((entry / VALUE_FILE).read_text())
+    value = json.loads(value_file(entry).read_text())
     value["fields"]["metrics"]["fields"]["r2"] = 0.995
     forge_entry(entry, json.dumps(value).encode())
     again = materialize(config)

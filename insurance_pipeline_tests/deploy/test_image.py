@@ -26,6 +26,7 @@ from insurance_pipeline_tests.helpers import (
     imported_top_modules,
     materialize,
     mlflow,
+    require_image_tools,
     start_service,
     step_failures,
     stop,
@@ -54,12 +55,7 @@ TRAINING_ONLY = (*TRAINING_LIBRARIES, "pip", "setuptools")
 
 @pytest.fixture(scope="module")
 def tools():
-    missing = base_image.missing_tools((*base_image.TOOLS, "docker-registry"))
-    if missing:
-        message = f"image tools missing: {', '.join(missing)} (`make install` as root adds them)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # CI never skips the image tests silently
-        pytest.skip(message)
+    require_image_tools("docker-registry")
 
 
 @pytest.fixture(scope="module")

@@ -77,6 +77,7 @@ class SearchResult:
     evaluated: int
     seconds: float
     log: list[str]
+    searched_on: str = "a local Dask cluster"  # or the standing cluster's scheduler address
 
 
 def _python_values(params: dict) -> dict:
@@ -316,8 +317,13 @@ class _LineForwarder(io.TextIOBase):
 
 
 class _SchedulerWorkers:
+    """What TPOT and the client's heartbeat read of `client.cluster`, for a standing cluster."""
+
     def __init__(self, client):
+        from distributed.core import Status
+
         self._client = client
+        self.status = Status.running
 
     @property
     def workers(self) -> dict:
@@ -368,6 +374,7 @@ def run_search(
         evaluated=int(evaluated[score_column].notna().sum()),
         seconds=time.perf_counter() - started,
         log=lines,
+        searched_on=budget.scheduler_address or SearchResult.searched_on,
     )
 
 

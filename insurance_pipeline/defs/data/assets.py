@@ -105,14 +105,12 @@ def insurance_data_profile(
         libraries=["ydata-profiling", "pandas", "matplotlib"],
     )
     found: DataProfile = result.value
-    path = data.artifacts("profiles") / f"profile-{result.key}.html"
-    if not path.exists():
-        path.write_text(found.html, encoding="utf-8")
+    location = data.publish(f"profiles/profile-{result.key}.html", found.html.encode())
     return Output(
         found,
         data_version=data_version(result),
         metadata={
-            "file": MetadataValue.path(str(path)),
+            "file": MetadataValue.path(location),
             "rows": found.rows,
             "variables": found.variables,
             "duplicate_rows": found.duplicate_rows,

@@ -20,6 +20,7 @@ from insurance_pipeline.defs.deploy.approval import (
     served_digest,
     verified_approval,
 )
+from insurance_pipeline.defs.jobs import DEPLOY_POOL
 from insurance_pipeline.deploy.plan import (
     MODEL_DIR,
     DeployInputError,
@@ -157,6 +158,7 @@ def ship(commands: CommandLog, deployer, target, version: int, model_sha: str, w
 
 @versioned_asset(
     deps=["registered_model"],  # by key: this module's assets are the deploy group
+    pool=DEPLOY_POOL,  # never two rollouts at once, however they were launched
     description="Image build + push (by digest) + helm upgrade of one validated model version.",
 )
 def deployment(
@@ -178,7 +180,7 @@ def deployment(
         raise Failure(f"deploy of version {version} refused: {error}") from error
     objects = checked_chart(deployer, target, version, model_sha)
     # The build context holds exactly this version's artifact, every byte verified.
-    workdir = data.artifacts("images", f"v{version}")
+    workdir = data.workdir("images", f"v{version}")
     try:
         fetch_serving_artifact(
             mlflow, registered, approval, trust, stage_build_context(workdir / "context")

@@ -11,7 +11,6 @@ OpenSSF model signing.
 """
 
 import json
-from pathlib import Path
 
 from dagster import AssetExecutionContext, DataVersion, Failure, MaterializeResult, MetadataValue
 
@@ -33,6 +32,7 @@ from insurance_pipeline.defs.deploy.approval import (
     served_digest,
     verified_approval,
 )
+from insurance_pipeline.defs.jobs import REGISTRY_POOL
 from insurance_pipeline.defs.validation.assets import compare_with_champion, current_champion
 from insurance_pipeline.resources import (
     GatesResource,
@@ -40,7 +40,6 @@ from insurance_pipeline.resources import (
     MlflowResource,
     TrustResource,
 )
-from insurance_pipeline.resources.locks import exclusive
 from insurance_pipeline.resources.mlflow import (
     APPROVAL_TAG,
     APPROVED_PARAMETERS,
@@ -81,7 +80,7 @@ def publish_serving_artifact(
 ) -> dict[str, str]:
     """Write the version's serving artifact, sign the folder (OpenSSF model signing) and log
     it to the model's run; returns the sha256 of each file the service reads, by run path."""
-    folder = data.artifacts("serving", f"v{version}")
+    folder = data.workdir("serving", f"v{version}")
     write_artifact(
         export.model,
         export.references,
@@ -121,15 +120,6 @@ def evidence_at_hand(
         HoldoutEvaluation: lambda: evaluation,
         ChampionComparison: current_comparison,
     }
-
-
-def registry_lock_path(mlflow: MlflowResource, data: InsuranceDataResource) -> Path:
-    """One registration at a time per registry: a lock beside a local store, else in the
-    artifacts folder (a remote registry relies on one training run at a time)."""
-    uri = mlflow.active_registry_uri
-    if uri.startswith("sqlite:///"):
-        return Path(uri.removeprefix("sqlite:///")).with_suffix(".registry.lock")
-    return data.artifacts() / "registry.lock"
 
 
 def believed_verdicts(context, mlflow: MlflowResource, trust: TrustResource, model_key: str):
@@ -209,7 +199,9 @@ def register(context, model, decision, export, data, mlflow, trust, policy) -> t
     return version, created, previous, digest
 
 
-@versioned_asset(deps=["validation_report"])
+# One registration at a time, on any machine and whatever launched the run (the UI's
+# "Materialize" included): the champion judged against is the one replaced.
+@versioned_asset(deps=["validation_report"], pool=REGISTRY_POOL)
 def registered_model(
     context: AssetExecutionContext,
     train_test_split: Split,
@@ -225,29 +217,27 @@ def registered_model(
     model (see the module docstring); a model registered before is found by its key. Each
     version carries its signed approval and its signed serving artifact."""
     export = servable(trained_model)  # before anything changes
-    # One registration at a time: the champion judged against is the one replaced.
-    with exclusive(registry_lock_path(mlflow, data)):
-        champion = current_champion(mlflow, trained_model.model_key)
-        recorded = believed_verdicts(context, mlflow, trust, trained_model.model_key)
-        decision = decide(
-            model_key=trained_model.model_key,
-            data_version=trained_model.data_version,
-            policy=gates.policy(),
-            champion=champion,
-            recorded=recorded,
-            evidence=evidence_at_hand(
-                trained_model,
-                train_test_split,
-                validation_metrics,
-                champion_comparison,
-                champion,
-                mlflow,
-                trust,
-            ),
-        )
-        version, created, previous, serving_sha = register(
-            context, trained_model, decision, export, data, mlflow, trust, gates.policy()
-        )
+    champion = current_champion(mlflow, trained_model.model_key)
+    recorded = believed_verdicts(context, mlflow, trust, trained_model.model_key)
+    decision = decide(
+        model_key=trained_model.model_key,
+        data_version=trained_model.data_version,
+        policy=gates.policy(),
+        champion=champion,
+        recorded=recorded,
+        evidence=evidence_at_hand(
+            trained_model,
+            train_test_split,
+            validation_metrics,
+            champion_comparison,
+            champion,
+            mlflow,
+            trust,
+        ),
+    )
+    version, created, previous, serving_sha = register(
+        context, trained_model, decision, export, data, mlflow, trust, gates.policy()
+    )
     metrics = validation_metrics.metrics
     verdicts = {
         v.gate: {"passed": v.passed, "message": v.message} for v in decision.approval.verdicts

@@ -24,7 +24,12 @@ from insurance_pipeline.defs._steps import (
 )
 from insurance_pipeline.defs.training.features import FEATURE_LIBRARIES
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
-from insurance_pipeline.resources import MlflowResource, StepCacheResource, TrustResource
+from insurance_pipeline.resources import (
+    DaskResource,
+    MlflowResource,
+    StepCacheResource,
+    TrustResource,
+)
 from insurance_pipeline.resources.mlflow import DATA_SHA_TAG, PICKLE_TAG, pickle_subject
 
 SEARCH_LIBRARIES = [
@@ -61,8 +66,11 @@ class SearchConfig(Config):
         description="An existing dask scheduler (tcp://host:port); default local",
     )
 
-    def budget(self) -> SearchBudget:
-        return SearchBudget(**self.model_dump())
+    def budget(self, scheduler_address: str | None = None) -> SearchBudget:
+        """The budget; the search runs on `scheduler_address` when run config names none."""
+        values = self.model_dump()
+        values["scheduler_address"] = values["scheduler_address"] or scheduler_address or None
+        return SearchBudget(**values)
 
     def cache_config(self) -> dict:
         # Where the search runs does not change what it finds.
@@ -75,16 +83,19 @@ def tpot_pipeline(
     config: SearchConfig,
     train_test_split: Split,
     feature_transformer,
+    dask: DaskResource,
     step_cache: StepCacheResource,
 ):
-    """The pipeline TPOT chose, fitted on the transformed training rows."""
+    """The pipeline TPOT chose, fitted on the transformed training rows: on the Dask cluster
+    at DASK_SCHEDULER_ADDRESS (or run config's `scheduler_address`), else on a local one."""
+    budget = config.budget(dask.scheduler_address)
 
     def search() -> SearchResult:
         from insurance_pipeline.core.modeling.search import run_search
 
         X = feature_transformer.transform(train_test_split.train[list(FEATURE_COLUMNS)])
         y = train_test_split.train[TARGET_COLUMN].to_numpy()
-        return run_search(X, y, config.budget(), progress=context.log.info)
+        return run_search(X, y, budget, progress=context.log.info)
 
     result = run_cached(
         context,
@@ -103,6 +114,7 @@ def tpot_pipeline(
             "scorer": config.scorer,
             "pipelines_evaluated": found.evaluated,
             "search_seconds": round(found.seconds, 1),
+            "searched_on": found.searched_on,
             "budget": MetadataValue.json(config.model_dump()),
             **cache_metadata(result),
         },

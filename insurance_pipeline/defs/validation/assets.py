@@ -111,7 +111,9 @@ def validation_report(
         lambda: render_report(trained_model, train_test_split, validation_metrics),
         libraries=["yellowbrick", "matplotlib", "scikit-learn"],
     )
-    path = data.artifacts("reports") / f"validation-{result.key}.html"
+    name = f"validation-{result.key}.html"
+    location = data.publish(f"reports/{name}", result.value.html.encode())
+    path = data.workdir("reports") / name
     if not path.exists():
         path.write_text(result.value.html, encoding="utf-8")
     mlflow.log_artifact(
@@ -127,7 +129,7 @@ def validation_report(
         result.value,
         data_version=data_version(result),
         metadata={
-            "file": MetadataValue.path(str(path)),
+            "file": MetadataValue.path(location),
             "plots": MetadataValue.md(preview),
             "r2": round(metrics.r2, 4),
             "mae": round(metrics.mae, 2),
