@@ -22,16 +22,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT))
 
 from _readme import update_readme_section  # noqa: E402
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
+from tooling.load import post_script, tree_rss_mib, wrk  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
-POST_SCRIPT = """wrk.method = "POST"
-wrk.body = '%s'
-wrk.headers["Content-Type"] = "application/json"
-"""
 
 
 def free_port() -> int:
@@ -51,51 +49,6 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> flo
         except OSError:
             time.sleep(0.02)
     raise SystemExit(f"{url} never answered")
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def wrk(url: str, connections: int, seconds: int, script: Path | None = None) -> dict:
-    argv = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    if script:
-        argv[1:1] = ["-s", str(script)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: (.*)", out)
-    return {
-        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-        "p50_ms": _ms(latency["50"]),
-        "p99_ms": _ms(latency["99"]),
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": errors.group(1) if errors else "none",
-    }
-
-
-def tree_rss_mib(root_pid: int) -> tuple[float, int]:
-    """RSS summed over a process and all its descendants, and how many there are."""
-    children: dict[int, list[int]] = {}
-    rss: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            status = (entry / "status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        pid, ppid = int(entry.name), int(fields["PPid"])
-        children.setdefault(ppid, []).append(pid)
-        rss[pid] = int(fields.get("VmRSS", "0 kB").split()[0])
-    total, count, todo = 0, 0, [root_pid]
-    while todo:
-        pid = todo.pop()
-        total, count = total + rss.get(pid, 0), count + 1
-        todo += children.get(pid, [])
-    return total / 1024, count
 
 
 def in_process(artifact: Path, n: int = 5000) -> dict[str, float]:
@@ -236,8 +189,7 @@ def main() -> int:
 
     inproc = in_process(args.artifact_dir)
     work = Path(tempfile.mkdtemp(prefix="bench-service-"))
-    script = work / "post.lua"
-    script.write_text(POST_SCRIPT % __import__("json").dumps(EXAMPLE_INPUT))
+    script = post_script(work, EXAMPLE_INPUT)
     trivial, serve, trivial_port, service_port = start_processes(args, work)
     try:
         measured = measure_http(args, script, serve, trivial, service_port, trivial_port)

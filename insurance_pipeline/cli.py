@@ -71,14 +71,35 @@ def summarize(result) -> tuple[list[str], bool]:
             f"{check.description}"
         )
     for step in failed_steps:
-        error = step.step_failure_data.error
-        message = error.message.strip() if error else "unknown error"
-        lines.append(f"FAILED STEP {step.step_key}: {message}")
+        lines.append(f"FAILED STEP {step.step_key}: {failure_cause(step.step_failure_data.error)}")
     registered = materialized.get("registered_model")
     ok = result.success and not failed_checks and not failed_steps and registered is not None
     if not ok and not failed_checks and not failed_steps:
         lines.append("FAILED: the model was not registered")
     return lines, ok
+
+
+def failure_cause(error) -> str:
+    """What went wrong, not Dagster's "Error occurred while executing op ..." wrapper: the
+    step's own error (its type and message, and so the path or the endpoint), and its root
+    cause where that says more."""
+    chain = []
+    while error is not None:
+        chain.append(error)
+        error = error.cause or error.context
+    if not chain:
+        return "unknown error"
+    told = [e for e in chain if "Error occurred while executing" not in e.message]
+    first, root = (told or chain)[0], chain[-1]
+    said = _said(first)
+    if root is not first and root.message.strip() not in said:
+        said += f" (caused by {_said(root)})"
+    return said
+
+
+def _said(error) -> str:
+    message = error.message.strip()
+    return message if message.startswith(f"{error.cls_name}:") else f"{error.cls_name}: {message}"
 
 
 def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:

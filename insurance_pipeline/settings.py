@@ -7,6 +7,8 @@ Every path defaults to the default state layout (`domain.layout`) under the chec
 
 from __future__ import annotations
 
+import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -77,6 +79,13 @@ class DeploySettings(BaseSettings):
     )
     values_file: str | None = Field(default=None, validation_alias="DEPLOY_VALUES_FILE")
     kube_context: str | None = Field(default=None, validation_alias="DEPLOY_KUBE_CONTEXT")
+    # The programs a deploy runs, and what a buildah build may mount: this environment's own,
+    # never run config (which anyone who can launch a run can write).
+    helm_bin: str | None = Field(default=None, validation_alias="DEPLOY_HELM_BIN")
+    docker_bin: str = Field(default="docker", validation_alias="DEPLOY_DOCKER_BIN")
+    buildah_bin: str = Field(default="buildah", validation_alias="DEPLOY_BUILDAH_BIN")
+    # SRC:DST:ro mounts, comma-separated (e.g. the host's CA bundle: never copied in)
+    build_volumes: str = Field(default="", validation_alias="DEPLOY_BUILD_VOLUMES")
 
     @field_validator("environment", mode="before")
     @classmethod
@@ -89,7 +98,20 @@ class DeploySettings(BaseSettings):
             )
         return name
 
-    @field_validator("values_file", "kube_context", mode="before")
+    @field_validator("build_volumes")
+    @classmethod
+    def _read_only_mounts(cls, value: str) -> str:
+        for volume in filter(None, (v.strip() for v in value.split(","))):
+            if not re.fullmatch(r"/[^:,]+:/[^:,]+:ro", volume):
+                raise ValueError(
+                    f"DEPLOY_BUILD_VOLUMES: {volume!r} is not an absolute SRC:DST:ro mount"
+                )
+        return value
+
+    def volumes(self) -> tuple[str, ...]:
+        return tuple(v.strip() for v in self.build_volumes.split(",") if v.strip())
+
+    @field_validator("values_file", "kube_context", "helm_bin", mode="before")
     @classmethod
     def _unset_when_empty(cls, value):
         return value or None
@@ -130,9 +152,6 @@ class TrustSettings(BaseSettings):
     def trusted_key_paths(self) -> tuple[Path, ...]:
         """INSURANCE_TRUSTED_KEYS: paths separated by commas or the path separator; empty:
         trust the signing key's own public half."""
-        import os
-        import re
-
         text = self.trusted_keys or ""
         parts = [p.strip() for p in re.split(rf"[,{re.escape(os.pathsep)}]", text)]
         return tuple(Path(p).expanduser() for p in parts if p)

@@ -1,11 +1,13 @@
 """`make run` as users start it: two at the same moment on an empty state, and one killed
 with SIGKILL in the middle of the TPOT search."""
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -126,3 +128,88 @@ def wait_for_search_workers(make_pid: int, timeout: float) -> bool:
                 continue
         time.sleep(0.2)
     return False
+
+
+def test_make_run_and_dagster_materialize_at_once_create_the_stores_once(tmp_path):
+    """README's two entry points, started together on an empty state: both succeed (neither
+    trips over the other creating the MLflow store or the instance's), and one version."""
+    import json
+
+    state = new_workspace(tmp_path)
+    config = {
+        "ops": {"tpot_pipeline": {"config": {"generations": 1, "population_size": 4, "cv": 2}}},
+        "resources": {"gates": {"config": {"r2_floor": 0.5}}},
+    }
+    materialize = subprocess.Popen(
+        [str(Path(sys.executable).parent / "dagster"), "asset", "materialize"]
+        + ["-m", "insurance_pipeline.definitions", "--select", "group:training"]
+        + ["--config-json", json.dumps(config)],
+        cwd=CHECKOUT,
+        env={**os.environ, **state.env()},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    run = make_run(state)
+    outputs = [materialize.communicate(timeout=900)[0], "".join(run.communicate(timeout=900))]
+    assert [materialize.returncode, run.returncode] == [0, 0], outputs
+    assert "OperationalError" not in "".join(outputs)
+    with patched_environ(state.env()):
+        assert registry_state() == ([1], 1)
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(folder: Path, size: str):
+    """A tmpfs of `size` at `folder` (root only): a disk that fills, or that is remounted
+    read-only."""
+    folder.mkdir(parents=True, exist_ok=True)
+    mount = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
+    if mount.returncode != 0:
+        message = f"cannot mount a tmpfs (needs root): {mount.stderr.strip()}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+
+
+def cli_run(state: Workspace) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "insurance_pipeline.cli", "run", *TINY.split()],
+        cwd=CHECKOUT,
+        env={**os.environ, **state.env()},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def test_a_read_only_cache_serves_every_hit(tmp_path):
+    with mounted_tmpfs(tmp_path / "cache", "512m") as cache:
+        state = new_workspace(tmp_path / "state", cache_dir=cache)
+        first = cli_run(state)
+        assert first.returncode == 0, first.stdout + first.stderr
+        subprocess.run(["mount", "-o", "remount,ro", str(cache)], check=True)
+        again = cli_run(state)
+    assert again.returncode == 0, again.stdout + again.stderr
+    states = [line.split()[-1] for line in again.stdout.splitlines() if " cache: " in line]
+    assert states and set(states) == {"hit"}, again.stdout
+
+
+def test_a_full_disk_fails_the_run_naming_the_cause_and_the_path(tmp_path):
+    with mounted_tmpfs(tmp_path / "cache", "256k") as cache:
+        state = new_workspace(tmp_path / "state", cache_dir=cache)
+        proc = cli_run(state)
+    assert proc.returncode != 0
+    failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED STEP")]
+    assert failed, proc.stdout
+    for line in failed:
+        assert "No space left on device" in line and str(cache) in line, line
+    with patched_environ(state.env()):
+        assert registry_state() == ([], None)  # nothing registered

@@ -47,17 +47,29 @@ class LocalStorage:
         return self._path(rel).is_file()
 
     def _staged(self, rel: str, data: bytes) -> Path:
+        """`data` in a new private file beside `rel` (removed again if it cannot be written
+        whole: a full disk leaves nothing behind)."""
         path = self._path(rel)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        return Path(tmp)
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+            with os.fdopen(handle, "wb") as out:
+                out.write(data)
+            return Path(tmp)
+        except OSError as error:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+            raise StorageError(f"cannot write {path}: {error}") from error
 
     def write(self, rel: str, data: bytes) -> None:
         """Replace the file atomically (a reader sees the old bytes or the new ones)."""
         tmp = self._staged(rel, data)
-        tmp.replace(self._path(rel))
+        try:
+            tmp.replace(self._path(rel))
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write {self._path(rel)}: {error}") from error
 
     def create(self, rel: str, data: bytes) -> bool:
         """Write the file only if none is there; False if one was (nothing changed)."""

@@ -45,6 +45,9 @@ _REFERENCE = re.compile(
 )
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# Kubernetes names: a DNS-1123 label (a namespace: 63 characters; a helm release: 53).
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 class DeployInputError(ValueError):
@@ -89,6 +92,35 @@ def validate_inputs(target: DeployTarget, version: Any, model_sha256: Any) -> No
         )
     if target.builder not in BUILDERS:
         raise DeployInputError(f"builder must be one of {BUILDERS}, got {target.builder!r}")
+    for what, name, longest in (
+        ("release", target.release, 53),
+        ("namespace", target.namespace, 63),
+    ):
+        if not isinstance(name, str) or len(name) > longest or not _DNS_LABEL.match(name):
+            raise DeployInputError(
+                f"{what} {name!r} is not a Kubernetes name (DNS-1123 label: lower-case letters, "
+                f"digits and '-', at most {longest} characters)"
+            )
+    if target.base_image is not None:
+        validate_image_reference(target.base_image, "base_image")
+
+
+def validate_image_reference(reference: str, what: str = "image") -> str:
+    """`repository[:tag][@sha256:…]`, as a build argument may hold it; else DeployInputError."""
+    rest, _, digest = str(reference).partition("@")
+    name, tag = rest, ""
+    if ":" in rest.rsplit("/", 1)[-1]:
+        name, _, tag = rest.rpartition(":")
+    if (
+        not _REFERENCE.match(name)
+        or (tag and not _TAG.match(tag))
+        or (digest and not _DIGEST.match(digest))
+        or ("@" in reference and not digest)
+    ):
+        raise DeployInputError(
+            f"{what} {reference!r} is not an image reference (repository[:tag][@sha256:<64 hex>])"
+        )
+    return reference
 
 
 def validate_digest(digest: str) -> str:
@@ -185,7 +217,7 @@ def upgrade_command(target: DeployTarget, values_file: Path, helm: str) -> list[
         str(CHART),
         "--namespace",
         target.namespace,
-        "--create-namespace",
+        # no --create-namespace: the chart renders the namespace with its Pod Security labels
         "--rollback-on-failure",
         "--wait=watcher",
         "--timeout",
@@ -280,6 +312,89 @@ def validate_objects(objects: list[dict], kubernetes_version: str = "1.33.0") ->
             problems.append(f"{name}: {error.message} at {'/'.join(map(str, error.path))}")
         except Exception as error:  # noqa: BLE001 - unknown kinds/versions are problems too
             problems.append(f"{name}: {error}")
+    return problems
+
+
+def restricted_violations(objects: list[dict]) -> list[str]:
+    """What breaks the `restricted` Pod Security Standard in the pods these objects would run
+    (Kubernetes' own rules, checked here so that a values file cannot loosen them before the
+    cluster's admission sees it): host namespaces, ports and paths, privilege, escalation,
+    root, capabilities, seccomp, volume types. Empty: none."""
+    found = []
+    for obj in objects:
+        spec = _pod_spec(obj)
+        if spec is None:
+            continue
+        where = f"{obj.get('kind')}/{obj.get('metadata', {}).get('name')}"
+        found += [f"{where}: {problem}" for problem in _pod_problems(spec)]
+    return found
+
+
+def _pod_spec(obj: dict) -> dict | None:
+    kind = obj.get("kind")
+    if kind == "Pod":
+        return obj.get("spec") or {}
+    if kind in ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job"):
+        return ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+    if kind == "CronJob":
+        job = ((obj.get("spec") or {}).get("jobTemplate") or {}).get("spec") or {}
+        return (job.get("template") or {}).get("spec") or {}
+    return None
+
+
+_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+    "name",
+}
+
+
+def _pod_problems(spec: dict) -> list[str]:
+    problems = [f"{key}: true" for key in ("hostNetwork", "hostPID", "hostIPC") if spec.get(key)]
+    pod_context = spec.get("securityContext") or {}
+    for volume in spec.get("volumes") or []:
+        kinds = set(volume) - _VOLUME_TYPES
+        if kinds:
+            problems.append(f"volume {volume.get('name')}: {', '.join(sorted(kinds))} not allowed")
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        problems += [
+            f"container {container.get('name')}: {p}"
+            for p in _container_problems(container, pod_context)
+        ]
+    return problems
+
+
+def _container_problems(container: dict, pod: dict) -> list[str]:
+    context = container.get("securityContext") or {}
+
+    def setting(key):
+        return context.get(key, pod.get(key))
+
+    problems = []
+    if context.get("privileged"):
+        problems.append("privileged")
+    if context.get("allowPrivilegeEscalation") is not False:
+        problems.append("allowPrivilegeEscalation must be false")
+    if setting("runAsNonRoot") is not True:
+        problems.append("runAsNonRoot must be true")
+    if setting("runAsUser") == 0:
+        problems.append("runAsUser 0 (root)")
+    capabilities = context.get("capabilities") or {}
+    if "ALL" not in (capabilities.get("drop") or []):
+        problems.append("capabilities must drop ALL")
+    if set(capabilities.get("add") or []) - {"NET_BIND_SERVICE"}:
+        problems.append(f"capabilities added: {capabilities.get('add')}")
+    seccomp = (setting("seccompProfile") or {}).get("type")
+    if seccomp not in ("RuntimeDefault", "Localhost"):
+        problems.append("seccompProfile must be RuntimeDefault or Localhost")
+    if any(port.get("hostPort") for port in container.get("ports") or []):
+        problems.append("hostPort")
     return problems
 
 

@@ -1,6 +1,11 @@
 """Runs deploy commands. `execute` runs them as subprocesses; `dry-run` (the local default)
 records the exact command lines instead. The chart is rendered with the real helm in both
-modes. Which one a deployment uses is chosen by INSURANCE_DEPLOYMENT (see definitions)."""
+modes. Which one a deployment uses is chosen by INSURANCE_DEPLOYMENT (see definitions).
+
+The programs it runs (helm, docker, buildah) and the volumes a build may mount come from the
+deployment's environment (`DeploySettings`: DEPLOY_HELM_BIN, DEPLOY_DOCKER_BIN,
+DEPLOY_BUILDAH_BIN, DEPLOY_BUILD_VOLUMES), never from run config: whoever can launch a run
+cannot choose an executable."""
 
 import shutil
 import subprocess
@@ -14,6 +19,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from insurance_pipeline.deploy.plan import DeployTarget
+from insurance_pipeline.settings import DeploySettings
 
 
 @dataclass(frozen=True)
@@ -44,18 +50,15 @@ class DeployRunnerResource(ConfigurableResource):
     builder: Literal["docker", "buildah"] = Field(
         default="docker", description="what builds and pushes the image"
     )
-    docker_bin: str = Field(default="docker", description="the docker binary (builder docker)")
-    buildah_bin: str = Field(default="buildah", description="the buildah binary")
     tls_verify: bool = Field(default=True, description="false only for a plain-HTTP registry")
-    build_volumes: list[str] = Field(
-        default_factory=list,
-        description="buildah --volume mounts, e.g. a CA bundle as SRC:DST:ro (never copied in)",
+    base_image: str | None = Field(
+        default=None, description="BASE_IMAGE build argument: an image reference"
     )
-    base_image: str | None = Field(default=None, description="BASE_IMAGE build argument")
     values_files: list[str] = Field(
-        default_factory=list, description="extra chart values files (ours are applied last)"
+        default_factory=list,
+        description="extra chart values files (ours are applied last; the chart's schema "
+        "refuses any key it does not define)",
     )
-    helm_bin: str | None = Field(default=None, description="default: the venv's helm")
     registry: str = Field(default="registry.local", description="host[:port][/path]")
     image_name: str = Field(default="insurance-charges-model")
     release: str = Field(default="insurance-charges-model")
@@ -76,10 +79,11 @@ class DeployRunnerResource(ConfigurableResource):
         return self.mode == "execute"
 
     def helm(self) -> str:
-        return self.helm_bin or _default_helm()
+        return DeploySettings().helm_bin or _default_helm()
 
     def builder_binary(self) -> str:
-        return self.buildah_bin if self.builder == "buildah" else self.docker_bin
+        tools = DeploySettings()
+        return tools.buildah_bin if self.builder == "buildah" else tools.docker_bin
 
     def target(self) -> DeployTarget:
         return DeployTarget(
@@ -91,7 +95,7 @@ class DeployRunnerResource(ConfigurableResource):
             kube_context=self.kube_context,
             builder=self.builder,
             tls_verify=self.tls_verify,
-            build_volumes=tuple(self.build_volumes),
+            build_volumes=DeploySettings().volumes(),
             base_image=self.base_image,
             values_files=tuple(self.values_files),
         )

@@ -24,6 +24,7 @@ from insurance_pipeline.domain.schema import (  # noqa: F401 - the aliases, re-e
     DEPLOYED_ALIAS,
     MODEL_NAME,
 )
+from insurance_pipeline.resources.locks import exclusive
 
 # Tags on a model's run and on its registered versions.
 MODEL_KEY_TAG = "model_key"
@@ -111,13 +112,14 @@ class MlflowResource(ConfigurableResource):
     def client(self):
         from mlflow import MlflowClient
 
-        for uri in (self.tracking_uri, self.active_registry_uri):
-            if uri.startswith("sqlite:///"):
-                Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         try:
-            client = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri
-            )
+            with _store_creation(self.tracking_uri, self.active_registry_uri) as creating:
+                client = MlflowClient(
+                    tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri
+                )
+                if creating:
+                    client.search_experiments(max_results=1)  # tables made, migrations run
+                    client.search_registered_models(max_results=1)
         except Exception as error:  # noqa: BLE001 - re-raised, redacted
             raise RegistryError(redact(f"{type(error).__name__}: {error}")) from None
         return _RedactingClient(client)
@@ -314,6 +316,32 @@ class MlflowResource(ConfigurableResource):
             rows = self.download(run_id, TRAIN_ROWS_ARTIFACT, Path(tmp))
             train_row_ids = json.loads(rows.read_text())["train_row_ids"]
         return model, train_row_ids
+
+
+class _StoreCreation:
+    """A SQLite store is created (its tables, its migrations) by its first user. Two entry
+    points started together (`make run` and `dagster asset materialize`) would both create
+    it and one would fail, so this process's first use of each local database holds a lock
+    beside it until the store exists. Later uses take no lock."""
+
+    def __init__(self):
+        self.created: set[str] = set()
+
+    @contextlib.contextmanager
+    def __call__(self, *uris: str):
+        """Yields the local stores this block creates (empty: nothing to lock or create)."""
+        local = [u for u in dict.fromkeys(uris) if u.startswith("sqlite:///")]
+        pending = [u for u in local if u not in self.created]
+        with contextlib.ExitStack() as locks:
+            for uri in pending:
+                database = Path(uri.removeprefix("sqlite:///"))
+                database.parent.mkdir(parents=True, exist_ok=True)
+                locks.enter_context(exclusive(database.with_name(database.name + ".lock")))
+            yield pending
+            self.created.update(pending)
+
+
+_store_creation = _StoreCreation()
 
 
 def local_artifact_root(tracking_uri: str, artifacts_dir: str | Path) -> str:

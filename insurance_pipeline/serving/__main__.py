@@ -2,18 +2,20 @@
 
 On SIGTERM the service stops accepting connections and reports REFUSING_TRAFFIC, lets
 in-flight requests finish (up to SERVICE_SHUTDOWN_TIMEOUT_SECONDS), writes its remaining log
-records and exits.
+records and exits with status 0: a requested, drained shutdown is a clean exit.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 from pathlib import Path
 
 import uvicorn
 
 from insurance_pipeline.serving.app import create_app
-from insurance_pipeline.serving.logging import configure_logging
+from insurance_pipeline.serving.logging import configure_logging, flush_logs
+from insurance_pipeline.serving.protocol import ConnectionLimits, guarded_protocol
 from insurance_pipeline.serving.settings import ServiceSettings
 
 
@@ -29,6 +31,10 @@ class DrainingServer(uvicorn.Server):
         if state is not None:
             state.draining = True
         super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM:
+            # uvicorn raises a captured signal again once it has shut down, which ends the
+            # process by the signal (status 143) before the last records are written.
+            self._captured_signals.remove(sig)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,9 +55,17 @@ def main(argv: list[str] | None = None) -> None:
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=settings.shutdown_timeout,
-        timeout_keep_alive=5,
+        timeout_keep_alive=settings.keep_alive_timeout,
+        http=guarded_protocol(
+            ConnectionLimits(
+                max_header_bytes=settings.max_header_bytes,
+                header_timeout=settings.header_timeout,
+                max_connections=settings.max_connections,
+            )
+        ),
     )
     DrainingServer(config).run()
+    flush_logs()
 
 
 if __name__ == "__main__":

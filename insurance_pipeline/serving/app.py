@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -57,8 +58,12 @@ def create_app(
         app.state.service = load_model(
             settings.artifact_dir, settings.model_sha256, settings.log_prediction_inputs
         )
+        app.state.model_threads = ThreadPoolExecutor(
+            settings.model_threads, thread_name_prefix="model"
+        )
         yield
         app.state.service.draining = True
+        app.state.model_threads.shutdown(wait=True)
         flush_logs()
 
     app = FastAPI(
@@ -79,7 +84,11 @@ def create_app(
     # Added last = outermost: the body is read (and capped) before the fast path sees it.
     if fast_path:
         app.add_middleware(
-            PredictionFastPath, path=models.PREDICTION_PATH, state=lambda: app.state.service
+            PredictionFastPath,
+            single=models.PREDICTION_PATH,
+            batch=models.BATCH_PATH,
+            state=lambda: app.state.service,
+            executor=lambda: app.state.model_threads,
         )
     app.add_middleware(
         BodyLimits,

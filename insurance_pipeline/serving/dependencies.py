@@ -17,9 +17,7 @@ async def service_state(request: Request) -> ServiceState:
 async def served_model(request: Request) -> ServedModel:
     state: ServiceState = request.app.state.service
     if state.model is None:
-        raise ServiceFailure(
-            503, "ModelNotLoaded", f"model not loaded: {state.error or 'starting'}"
-        )
+        raise ServiceFailure(503, "ModelNotLoaded", state.unavailable)
     return state.model
 
 

@@ -28,8 +28,12 @@ ENVIRONMENT_FIELDS = ("NODE_IP", "POD_NAME", "NODE_NAME", "APP_NAME")
 PREDICTION_LOGGER = "insurance_charges_model_logger"
 SERVICE_LOGGER = "insurance_pipeline.serving"
 QUEUE_RECORDS = 10_000  # records waiting to be written; beyond this they are dropped
+# ... and values waiting, counting each item of a list field (a batch's inputs, its charges):
+# the memory the queue may hold is bounded by values, not by records of any size.
+QUEUE_VALUES = 200_000
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
-_SKIPPED = {"color_message"}  # uvicorn's ANSI duplicate of the message
+_WEIGHT = "_queued_values"
+_SKIPPED = {"color_message", _WEIGHT}  # uvicorn's ANSI duplicate of the message; ours
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -67,20 +71,33 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
     """Puts records on the queue as they are (the listener formats them), never blocking:
     a record that finds the queue full is counted in `dropped` instead."""
 
-    def __init__(self, records: queue.Queue):
+    def __init__(self, records: queue.Queue, max_values: int = QUEUE_VALUES):
         super().__init__(records)
-        self.dropped = 0
+        self.dropped, self.values, self.max_values = 0, 0, max_values
         self._count = threading.Lock()
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record  # same process: no need to pre-format for pickling
 
     def enqueue(self, record: logging.LogRecord) -> None:
+        weight = 1 + sum(len(v) for v in record.__dict__.values() if type(v) is list)
+        with self._count:
+            if self.values + weight > self.max_values:
+                self.dropped += 1
+                return
+            self.values += weight
+        setattr(record, _WEIGHT, weight)
         try:
             self.queue.put_nowait(record)
         except queue.Full:
+            self.written(record)
             with self._count:
                 self.dropped += 1
+
+    def written(self, record: logging.LogRecord) -> None:
+        """A queued record left the queue: its values no longer count."""
+        with self._count:
+            self.values -= getattr(record, _WEIGHT, 0)
 
     def take_dropped(self) -> int:
         with self._count:
@@ -108,11 +125,14 @@ class BatchingListener(logging.handlers.QueueListener):
 
     def dequeue(self, block: bool):
         try:
-            return self.queue.get_nowait()
+            record = self.queue.get_nowait()
         except queue.Empty:
             self.report_drops()
             self.writer.flush()
-            return self.queue.get(block)
+            record = self.queue.get(block)
+        if isinstance(record, logging.LogRecord):
+            self.source.written(record)
+        return record
 
     def report_drops(self, force: bool = False) -> None:
         now = time.monotonic()

@@ -39,6 +39,21 @@ class ServiceSettings(BaseSettings):
     shutdown_timeout: float = Field(
         default=20.0, ge=0, validation_alias="SERVICE_SHUTDOWN_TIMEOUT_SECONDS"
     )
+    # Connection limits (serving.protocol): what one client may hold of the server.
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, le=1024 * 1024, validation_alias="SERVICE_MAX_HEADER_BYTES"
+    )
+    header_timeout: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="SERVICE_HEADER_TIMEOUT_SECONDS"
+    )
+    keep_alive_timeout: float = Field(
+        default=5.0, gt=0, le=300, validation_alias="SERVICE_KEEP_ALIVE_SECONDS"
+    )
+    max_connections: int = Field(
+        default=1000, ge=8, le=100_000, validation_alias="SERVICE_MAX_CONNECTIONS"
+    )
+    # Threads that run batch predictions, off the event loop (the probes never wait on them).
+    model_threads: int = Field(default=2, ge=1, le=32, validation_alias="SERVICE_MODEL_THREADS")
 
     @field_validator("model_sha256", mode="before")
     @classmethod

@@ -34,12 +34,6 @@ class Prediction:
     lower: float | None = None
     upper: float | None = None
 
-    def body(self) -> dict:
-        if self.level is None:
-            return {"charges": self.charges}
-        interval = {"level": self.level, "lower": self.lower, "upper": self.upper}
-        return {"charges": self.charges, "interval": interval}
-
 
 def charges_body(prediction: Prediction) -> bytes:
     """The response body of a single prediction: the original's `charges`, then our
@@ -52,6 +46,11 @@ def charges_body(prediction: Prediction) -> bytes:
         prediction.lower,
         prediction.upper,
     )
+
+
+def batch_body(predictions: Sequence[Prediction]) -> bytes:
+    """The response body of a batch: a JSON array of single bodies, in order."""
+    return b"[" + b",".join(map(charges_body, predictions)) + b"]"
 
 
 @dataclass(frozen=True, eq=False)
@@ -113,6 +112,14 @@ class ServiceState:
     @property
     def ready(self) -> bool:
         return self.model is not None and not self.draining
+
+    @property
+    def unavailable(self) -> str:
+        """Why there is no model, as a client may be told: the problem, never the artifact's
+        path or hashes (those are in the "model refused" log record)."""
+        if self.error is not None:
+            return "model not loaded: artifact refused"
+        return "model not loaded: starting" if not self.started else "model not loaded"
 
 
 def load_model(

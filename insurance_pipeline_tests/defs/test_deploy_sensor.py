@@ -17,6 +17,7 @@ from insurance_pipeline_tests.helpers import (
     materialize,
     metadata_by_asset,
     mlflow,
+    patched_environ,
     registry_state,
     tiny_run_config,
 )
@@ -39,7 +40,15 @@ def alias(name):
     return int(found.version) if found else None
 
 
-BROKEN = DeployRunnerResource(mode="execute", docker_bin="docker-not-here")
+BROKEN = DeployRunnerResource(mode="execute")  # its docker: DEPLOY_DOCKER_BIN, not found
+
+
+@pytest.fixture(autouse=True)
+def missing_docker():
+    with patched_environ({"DEPLOY_DOCKER_BIN": "docker-not-here"}):
+        yield
+
+
 # Production's own policy: these versions were approved with an r2 floor of 0.5.
 THIS_DEPLOYMENT = GatesResource(r2_floor=0.5)
 

@@ -39,6 +39,7 @@ from insurance_pipeline_tests.helpers import (
     materialize,
     metadata_by_asset,
     mlflow,
+    patched_environ,
     registry_state,
     run_cli,
     serve_failing_registry,
@@ -322,8 +323,9 @@ def test_an_approval_signed_by_another_key_is_not_deployable(champion, tmp_path)
 
 def test_production_refuses_a_version_approved_under_weaker_settings(champion):
     """The champion was approved with an r2 floor of 0.5; production's own floor is 0.8."""
-    runner = DeployRunnerResource(mode="execute", docker_bin="docker-not-here")
-    result = deploy(1, runner)
+    runner = DeployRunnerResource(mode="execute")
+    with patched_environ({"DEPLOY_DOCKER_BIN": "docker-not-here"}):
+        result = deploy(1, runner)
     assert not result.success
     message = failure_messages(result)
     assert "approved under weaker settings" in message and "r2_floor 0.5" in message

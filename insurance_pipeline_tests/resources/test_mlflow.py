@@ -27,3 +27,30 @@ def test_the_registry_uri_from_the_environment_is_the_one_used(tmp_path):
 def test_an_explicit_tracking_uri_keeps_its_own_registry(tmp_path):
     tracking = f"sqlite:///{tmp_path / 'explicit.db'}"
     assert MlflowResource(tracking_uri=tracking).active_registry_uri == tracking
+
+
+def _first_use(uri: str, barrier, results) -> None:
+    from insurance_pipeline.resources.mlflow import MlflowResource
+
+    barrier.wait()
+    try:
+        MlflowResource(tracking_uri=uri).client().search_experiments()
+        results.put("ok")
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        results.put(f"{type(error).__name__}: {error}")
+
+
+def test_processes_creating_one_sqlite_store_at_once_all_succeed(tmp_path):
+    """Entry points started together each create the store on first use: one creates it
+    (tables, migrations), the others wait for it, and none fails."""
+    import multiprocessing
+
+    uri = f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
+    ctx = multiprocessing.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    workers = [ctx.Process(target=_first_use, args=(uri, barrier, results)) for _ in range(6)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert sorted(results.get(timeout=5) for _ in workers) == ["ok"] * 6

@@ -160,6 +160,10 @@ def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
             service.url + "/api/models/insurance_charges_model/prediction", json=VALID
         )
         assert refused.status_code == 503 and refused.json()["type"] == "ModelNotLoaded"
+        # the client is told the problem; the hashes and the path are only in the log
+        assert refused.json()["messages"] == ["model not loaded: artifact refused"]
+        for secret in (pinned, other, str(artifact_dir)):
+            assert secret not in refused.text
         errors = service.logs_until(lambda rs: any(r["levelname"] == "ERROR" for r in rs))
         errors = [r for r in errors if r["levelname"] == "ERROR"]
         assert any(pinned in r["message"] and other in r["message"] for r in errors), errors

@@ -75,7 +75,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_refuses_new_ones(artifact_di
         assert status == 200 and "charges" in json.loads(body)
         started = time.monotonic()
         service.process.wait(timeout=25)  # well inside the chart's 30 s grace period
-        assert service.process.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises it
+        assert service.process.returncode == 0  # a drained SIGTERM is a clean exit
         assert time.monotonic() - started < 25
         records = service.logs()
         assert any(r["message"] == "Prediction created." for r in records)  # logs flushed

@@ -30,6 +30,7 @@ from insurance_pipeline.deploy.plan import (
     push_command,
     pushed_digest,
     render_chart,
+    restricted_violations,
     stage_build_context,
     upgrade_command,
     validate_inputs,
@@ -77,6 +78,11 @@ def checked_chart(deployer: DeployRunnerResource, target, version: int, model_sh
     problems = validate_objects(objects)
     if problems:
         raise Failure("rendered chart is invalid: " + "; ".join(problems))
+    loosened = restricted_violations(objects)
+    if loosened:
+        raise Failure(
+            "rendered chart breaks the restricted Pod Security profile: " + "; ".join(loosened)
+        )
     return objects
 
 

@@ -1,17 +1,18 @@
 """The model routes: the list, one model's metadata and schemas, and predictions.
 
-Predictions are sub-millisecond, so they run on the event loop (no thread hop), write their
-two records (see `PredictionLog`) and answer with pre-serialised JSON. A model failure is a
-`PredictionError`, answered 500 by `errors`.
+A single prediction is sub-millisecond, so it runs on the event loop (no thread hop); a batch
+runs on a worker thread, so the probes never wait for it. Both write their two records (see
+`PredictionLog`) and answer with pre-serialised JSON. A model failure is a `PredictionError`,
+answered 500 by `errors`.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Path
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.dependencies import ModelDep, StateDep
@@ -24,7 +25,7 @@ from insurance_pipeline.serving.schemas import (
     ModelDetails,
     ModelMetadata,
 )
-from insurance_pipeline.serving.state import DISPLAY_NAME, ServedModel, charges_body
+from insurance_pipeline.serving.state import DISPLAY_NAME, ServedModel, batch_body, charges_body
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"
@@ -55,7 +56,7 @@ async def metadata(
     if model_qualified_name != MODEL_NAME:
         raise ServiceFailure(404, "ModelNotFound", f"no model named {model_qualified_name!r}")
     if state.model is None:
-        raise ServiceFailure(503, "ModelNotLoaded", f"model not loaded: {state.error}")
+        raise ServiceFailure(503, "ModelNotLoaded", state.unavailable)
     return ModelDetails(
         **_metadata(state.model).model_dump(),
         input_schema=InsuranceChargesModelInput.model_json_schema(),
@@ -86,5 +87,5 @@ async def batch_prediction(
 ):
     """Up to 1,000 inputs, each validated as the single endpoint does (1 MiB body cap). One
     "Prediction requested."/"Prediction created." pair for the request, as lists."""
-    found = model.predict_logged([item.__dict__ for item in body])
-    return Response(content=json.dumps([p.body() for p in found]), media_type="application/json")
+    found = await run_in_threadpool(model.predict_logged, [item.__dict__ for item in body])
+    return Response(content=batch_body(found), media_type="application/json")

@@ -1,0 +1,61 @@
+"""The service's log queue is bounded by records and by values (a batch's lists count item by
+item): under overload it drops records, and says how many, instead of holding them."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import queue
+
+from insurance_pipeline.serving.logging import (
+    BatchingListener,
+    DroppingQueueHandler,
+    JsonLineFormatter,
+)
+
+
+def record(message: str, **fields) -> logging.LogRecord:
+    made = logging.LogRecord("prediction", logging.INFO, __file__, 0, message, (), None)
+    made.__dict__.update(fields)
+    return made
+
+
+def test_a_full_queue_drops_records_and_reports_how_many():
+    records: queue.Queue = queue.Queue(maxsize=10)
+    handler = DroppingQueueHandler(records, max_values=50)
+    for i in range(30):
+        handler.handle(record(f"single {i}"))  # 10 fit: the queue holds 10 records
+    handler.handle(record("a batch", age=list(range(1000))))  # 1,001 values: over the budget
+    assert records.qsize() == 10 and handler.dropped == 21
+
+    stream = io.StringIO()
+    writer = logging.StreamHandler(stream)
+    writer.setFormatter(JsonLineFormatter({}))
+    listener = BatchingListener(records, writer, handler)
+    listener.start()
+    listener.drain()
+    listener.stop()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [r["message"] for r in lines[:10]] == [f"single {i}" for i in range(10)]
+    assert lines[-1]["levelname"] == "WARNING"
+    assert lines[-1]["message"] == "log queue full: dropped 21 record(s)"
+    assert lines[-1]["dropped_records"] == 21
+    assert all("_queued_values" not in r for r in lines)
+    assert handler.values == 0  # what was written no longer counts
+
+
+def test_values_are_released_as_records_are_written():
+    records: queue.Queue = queue.Queue(maxsize=100)
+    handler = DroppingQueueHandler(records, max_values=2_500)
+    handler.handle(record("batch 1", charges=list(range(1000))))
+    handler.handle(record("batch 2", charges=list(range(1000))))
+    handler.handle(record("batch 3", charges=list(range(1000))))  # would hold 3,003 values
+    assert records.qsize() == 2 and handler.dropped == 1
+    writer = logging.StreamHandler(io.StringIO())
+    listener = BatchingListener(records, writer, handler)
+    listener.start()
+    listener.drain()
+    listener.stop()
+    handler.handle(record("batch 4", charges=list(range(1000))))
+    assert records.qsize() == 1 and handler.values == 1001  # room again: it was queued
