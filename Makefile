@@ -63,6 +63,8 @@ bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + servic
 	$(PY) benchmarks/bench_runtime.py --update-readme
 	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
+	$(PY) benchmarks/bench_abuse.py --update-readme --service-python $(SERVING_VENV)/bin/python \
+		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
 	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
 	$(PY) benchmarks/bench_stack.py --update-readme
 

@@ -107,7 +107,10 @@ def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
     search = materialized.get("tpot_pipeline")
     if search and "searched_on" in search:
         lines.append(
-            f"search: {search.get('pipelines_evaluated')} pipelines on {search['searched_on']}"
+            f"search: {search.get('pipelines_evaluated')} pipelines on {search['searched_on']}, "
+            f"{search.get('rows_searched', 0):,} of {search.get('rows_fitted', 0):,} training "
+            f"rows; {search.get('candidates_timed_out', 0)} candidate(s) timed out, "
+            f"{search.get('candidates_invalid', 0)} failed"
         )
     metrics = materialized.get("validation_metrics")
     if metrics:

@@ -117,8 +117,10 @@ class MlflowResource(ConfigurableResource):
                 client = MlflowClient(
                     tracking_uri=self.tracking_uri, registry_uri=self.active_registry_uri
                 )
-                if creating:
-                    client.search_experiments(max_results=1)  # tables made, migrations run
+                # each local store made (tables, migrations) while its lock is held
+                if self.tracking_uri in creating:
+                    client.search_experiments(max_results=1)
+                if self.active_registry_uri in creating:
                     client.search_registered_models(max_results=1)
         except Exception as error:  # noqa: BLE001 - re-raised, redacted
             raise RegistryError(redact(f"{type(error).__name__}: {error}")) from None

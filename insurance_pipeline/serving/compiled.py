@@ -27,7 +27,10 @@ from typing import NamedTuple
 import numpy as np
 
 from insurance_pipeline.domain.schema import SMOKER_CATEGORY
+from insurance_pipeline.serving.decisions import DecisionTables, decision_tables
 from insurance_pipeline.serving.dfs import DfsProgram
+
+DECISION_ROWS = 16  # from this many rows a batch is decided by tables, not walked
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,8 +100,17 @@ class Forest:
         value = np.repeat(self.value, 2)
         return feature, threshold, 2 * self.children, value, 2 * self.roots
 
+    @cached_property
+    def _decisions(self) -> DecisionTables | None:
+        return decision_tables(self)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Predictions for the rows of X (rows, features)."""
+        """Predictions for the rows of X (rows, features): a batch through the decision
+        tables (`serving.decisions`), the same leaves as walking, at a fraction of the cost."""
+        tables = self._decisions if len(X) >= DECISION_ROWS else None
+        if tables is not None:
+            leaves = tables.leaf_values(np.hstack([X, X.astype(np.float32)]))
+            return self._total(leaves.T)
         n, width = X.shape
         feature, threshold, children, value, roots = self._walk
         wide = np.hstack([X, X.astype(np.float32)]).ravel()

@@ -43,7 +43,7 @@ def alias(name):
 BROKEN = DeployRunnerResource(mode="execute")  # its docker: DEPLOY_DOCKER_BIN, not found
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def missing_docker():
     with patched_environ({"DEPLOY_DOCKER_BIN": "docker-not-here"}):
         yield
@@ -68,6 +68,7 @@ def test_sensor_requests_a_deploy_of_the_champion(validated):
     assert request.tags["model_version"] == "1"
 
 
+@pytest.mark.usefixtures("missing_docker")
 def test_a_failed_deploy_is_retried_at_most_max_attempts_times(validated):
     for attempt in range(1, 4):
         request = evaluate()
@@ -141,6 +142,7 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     assert alias("deployed") is None
 
 
+@pytest.mark.usefixtures("missing_docker")
 def test_failed_rollout_is_a_visible_failure_and_moves_nothing(validated):
     # Real binaries, no engine or cluster: the first command fails for real.
     result = deploy(1, BROKEN, gates=THIS_DEPLOYMENT)

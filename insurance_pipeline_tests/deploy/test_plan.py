@@ -67,18 +67,18 @@ def test_the_deployers_programs_and_mounts_come_from_its_environment_not_run_con
 
     from insurance_pipeline.resources import DeployRunnerResource
     from insurance_pipeline.settings import DeploySettings
-    from insurance_pipeline_tests.helpers import patched_environ
+    from insurance_pipeline_tests.helpers import definitions, patched_environ
 
     fields = set(DeployRunnerResource.model_fields)
     assert not fields & {"helm_bin", "docker_bin", "buildah_bin", "build_volumes"}
 
-    @dg.asset
-    def probe(deployer: DeployRunnerResource):
-        return deployer.helm()
-
-    config = {"resources": {"deployer": {"config": {"helm_bin": "/bin/sh"}}}}
-    with pytest.raises(dg.DagsterInvalidConfigError, match="helm_bin"):
-        dg.materialize([probe], resources={"deployer": DeployRunnerResource()}, run_config=config)
+    deploy_job = definitions().resolve_job_def("deploy")
+    ops = {"deployment": {"config": {"model_version": 1}}}
+    dg.validate_run_config(deploy_job, {"ops": ops})  # the launchpad's usual config is fine
+    for name in ("helm_bin", "docker_bin", "buildah_bin", "build_volumes"):
+        config = {"ops": ops, "resources": {"deployer": {"config": {name: "/bin/sh"}}}}
+        with pytest.raises(dg.DagsterInvalidConfigError, match=name):
+            dg.validate_run_config(deploy_job, config)
 
     env = {"DEPLOY_HELM_BIN": "/opt/helm", "DEPLOY_BUILDAH_BIN": "/opt/buildah"}
     env["DEPLOY_BUILD_VOLUMES"] = "/etc/ssl/ca.crt:/etc/ssl/certs/ca-certificates.crt:ro"

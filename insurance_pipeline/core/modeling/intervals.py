@@ -42,6 +42,16 @@ class IntervalConfig:
     folds: int = 5
     seed: int = 0
     scale_floor: float = 100.0  # dollars: no interval narrower than 2 * q * floor
+    # Above this many training rows: split conformal instead of cross-conformal. Cross-
+    # conformal refits the spec `folds` times on (folds - 1)/folds of the rows (measured: 317 s
+    # at 100,000 rows, 1,356 s at 1,000,000); split conformal fits it once, on the rows outside
+    # a calibration set that is large by then (README "A million rows").
+    cross_conformal_max_rows: int = 20_000
+    calibration_fraction: float = 0.2  # split conformal: this share of the rows ...
+    calibration_max_rows: int = 100_000  # ... at most this many, calibrate the interval
+    # Above this many calibration rows the scale model is LightGBM's histogram boosting (absolute
+    # loss) instead of scikit-learn's exact GradientBoosting (211 s at 640,000 rows, one core).
+    exact_scale_max_rows: int = 20_000
 
     def __post_init__(self):
         if not 0.5 <= self.level < 1:
@@ -107,6 +117,8 @@ class ConformalInterval:
     scale_floor: float
     calibration: Calibration
     baseline_half_width: float  # the non-adaptive interval's half width, same residuals
+    method: str = "cross-conformal"  # or "split conformal"
+    training_rows: int = 0  # the rows the interval was fitted for
 
     @property
     def calibration_rows(self) -> int:
@@ -120,12 +132,43 @@ class ConformalInterval:
         return self.calibration.mapie_bounds(self.level, point, self.scale(X))
 
 
-def build_scale_model(seed: int):
+def build_scale_model(seed: int, rows: int = 0, exact_max_rows: int = 20_000):
+    """Median regression of the absolute residuals: scikit-learn's exact GradientBoosting
+    while the rows are few, LightGBM's histogram boosting (the same loss) when they are many."""
+    if rows > exact_max_rows:
+        from lightgbm import LGBMRegressor
+
+        return LGBMRegressor(
+            objective="l1",
+            n_estimators=100,
+            max_depth=3,
+            num_leaves=8,
+            learning_rate=0.05,
+            random_state=seed,
+            n_jobs=2,
+            verbose=-1,
+        )
     from sklearn.ensemble import GradientBoostingRegressor
 
     return GradientBoostingRegressor(
         loss="absolute_error", n_estimators=100, max_depth=3, learning_rate=0.05, random_state=seed
     )
+
+
+def calibration_positions(n: int, config: IntervalConfig) -> np.ndarray:
+    """Split conformal's calibration rows: a seeded share of the n rows, at most the cap."""
+    size = min(int(n * config.calibration_fraction), config.calibration_max_rows)
+    chosen = np.random.default_rng(config.seed).choice(n, size=size, replace=False)
+    return np.sort(chosen)
+
+
+def split_predictions(frame: pd.DataFrame, regressor_spec, held: np.ndarray) -> np.ndarray:
+    """The rows at `held` predicted by the transformer and regressor fitted on all the others."""
+    rest = np.setdiff1d(np.arange(len(frame)), held)
+    pipeline = unfitted_pipeline(regressor_spec)
+    train = frame.iloc[rest]
+    pipeline.fit(train[list(FEATURE_COLUMNS)], train[TARGET_COLUMN].to_numpy(dtype=float))
+    return pipeline.predict(frame.iloc[held][list(FEATURE_COLUMNS)])
 
 
 def out_of_fold_predictions(
@@ -143,11 +186,32 @@ def out_of_fold_predictions(
     )
 
 
+def calibration_residuals(
+    frame: pd.DataFrame, regressor_spec, config: IntervalConfig
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(calibration row positions, their out-of-sample predictions, the method): every row
+    out of fold (cross-conformal) while the rows are few, a held-out calibration set (split
+    conformal) when they are many."""
+    if len(frame) > config.cross_conformal_max_rows:
+        held = calibration_positions(len(frame), config)
+        return held, split_predictions(frame, regressor_spec, held), "split conformal"
+    every = np.arange(len(frame))
+    return (
+        every,
+        out_of_fold_predictions(frame, regressor_spec, config.folds, config.seed),
+        ("cross-conformal"),
+    )
+
+
 def fit_conformal_interval(
     frame: pd.DataFrame, X: np.ndarray, regressor_spec, config: IntervalConfig
 ) -> ConformalInterval:
     """Calibrate on `frame` (the training rows) whose features under the final transformer
-    are `X`. The regressor spec is refitted per fold; nothing here changes the point model."""
+    are `X`. The regressor spec is refitted for calibration; nothing here changes the point
+    model, which keeps every training row. Either way the coverage guarantee is the split
+    conformal one for the model the residuals came from (out-of-fold models, or the one
+    fitted without the calibration rows); the served model, fitted on every row, is at least
+    as accurate, so its coverage is measured on the holdout by the `interval_coverage` gate."""
     from sklearn.model_selection import KFold, cross_val_predict
 
     y = frame[TARGET_COLUMN].to_numpy(dtype=float)
@@ -157,26 +221,30 @@ def fit_conformal_interval(
             f"the interval needs more than {needed} training rows at level {config.level}; "
             f"got {len(y)} training rows"
         )
-    predicted = out_of_fold_predictions(frame, regressor_spec, config.folds, config.seed)
-    residual = np.abs(y - predicted)
-    scale_model = build_scale_model(config.seed)
+    held, predicted, method = calibration_residuals(frame, regressor_spec, config)
+    y_held, X_held = y[held], X[held]
+    residual = np.abs(y_held - predicted)
+    scale_model = build_scale_model(config.seed, len(held), config.exact_scale_max_rows)
     # cross-fitted: each row's scale comes from a model that never saw the row either
     scale = cross_val_predict(
-        scale_model, X, residual, cv=KFold(config.folds, shuffle=True, random_state=config.seed + 1)
+        scale_model,
+        X_held,
+        residual,
+        cv=KFold(config.folds, shuffle=True, random_state=config.seed + 1),
     )
     calibration = Calibration(
-        targets=y,
-        predictions=predicted,
-        scales=np.maximum(scale, config.scale_floor),
+        targets=y_held, predictions=predicted, scales=np.maximum(scale, config.scale_floor)
     )
     unit = np.zeros(1)  # a point at 0 with scale 1: its upper bound is q itself
     return ConformalInterval(
         level=config.level,
         quantile=float(calibration.mapie_bounds(config.level, unit, np.ones(1))[1][0]),
-        scale_model=scale_model.fit(X, residual),
+        scale_model=scale_model.fit(X_held, residual),
         scale_floor=config.scale_floor,
         calibration=calibration,
         baseline_half_width=float(calibration.mapie_bounds(config.level, unit, None)[1][0]),
+        method=method,
+        training_rows=len(y),
     )
 
 

@@ -14,7 +14,7 @@ from insurance_pipeline.core.modeling.intervals import (
     fit_conformal_interval,
 )
 from insurance_pipeline.core.modeling.model import TrainedModel, build_trained_model
-from insurance_pipeline.core.modeling.search import SearchBudget, SearchResult
+from insurance_pipeline.core.modeling.search import MAX_SEARCH_ROWS, SearchBudget, SearchResult
 from insurance_pipeline.core.trust.files import file_statement
 from insurance_pipeline.defs._steps import (
     cache_metadata,
@@ -65,10 +65,16 @@ class SearchConfig(Config):
         default=None,
         description="An existing dask scheduler (tcp://host:port); default local",
     )
+    max_search_rows: int = Field(
+        default=MAX_SEARCH_ROWS,
+        ge=100,
+        description="above this many training rows, TPOT searches a stratified sample of "
+        "this size; the chosen pipeline is refitted on every row",
+    )
 
     def budget(self, scheduler_address: str | None = None) -> SearchBudget:
         """The budget; the search runs on `scheduler_address` when run config names none."""
-        values = self.model_dump()
+        values = self.model_dump(exclude={"max_search_rows"})
         values["scheduler_address"] = values["scheduler_address"] or scheduler_address or None
         return SearchBudget(**values)
 
@@ -91,11 +97,24 @@ def tpot_pipeline(
     budget = config.budget(dask.scheduler_address)
 
     def search() -> SearchResult:
-        from insurance_pipeline.core.modeling.search import run_search
+        from insurance_pipeline.core.modeling.search import (
+            refit_on_every_row,
+            run_search,
+            search_sample,
+            search_strata,
+        )
 
-        X = feature_transformer.transform(train_test_split.train[list(FEATURE_COLUMNS)])
-        y = train_test_split.train[TARGET_COLUMN].to_numpy()
-        return run_search(X, y, budget, progress=context.log.info)
+        train = train_test_split.train
+        X = feature_transformer.transform(train[list(FEATURE_COLUMNS)])
+        y = train[TARGET_COLUMN].to_numpy()
+        sample = search_sample(search_strata(train), config.max_search_rows, budget.random_state)
+        if sample is None:
+            return run_search(X, y, budget, progress=context.log.info)
+        context.log.info(
+            f"searching a stratified sample of {len(sample):,} of {len(y):,} training rows"
+        )
+        found = run_search(X[sample], y[sample], budget, progress=context.log.info)
+        return refit_on_every_row(found, X, y)
 
     result = run_cached(
         context,
@@ -115,6 +134,13 @@ def tpot_pipeline(
             "pipelines_evaluated": found.evaluated,
             "search_seconds": round(found.seconds, 1),
             "searched_on": found.searched_on,
+            "rows_searched": found.rows_searched,
+            "rows_fitted": found.rows_fitted,
+            "search_method": "every training row"
+            if found.rows_searched == found.rows_fitted
+            else "stratified sample (smoker x region), chosen pipeline refitted on every row",
+            "candidates_timed_out": found.timed_out,
+            "candidates_invalid": found.invalid,
             "budget": MetadataValue.json(config.model_dump()),
             **cache_metadata(result),
         },
@@ -163,9 +189,20 @@ class PredictionIntervalConfig(Config):
     level: float = Field(default=0.9, ge=0.5, lt=1, description="Prediction interval level")
     folds: int = Field(default=5, ge=2, description="Folds of the out-of-fold residuals")
     seed: int = Field(default=0, description="Seed of the calibration folds")
+    cross_conformal_max_rows: int = Field(
+        default=IntervalConfig.cross_conformal_max_rows,
+        ge=10,
+        description="above this many training rows: split conformal on a held-out calibration "
+        "set instead of cross-conformal",
+    )
 
     def interval_config(self) -> IntervalConfig:
-        return IntervalConfig(level=self.level, folds=self.folds, seed=self.seed)
+        return IntervalConfig(
+            level=self.level,
+            folds=self.folds,
+            seed=self.seed,
+            cross_conformal_max_rows=self.cross_conformal_max_rows,
+        )
 
 
 @versioned_asset()
@@ -177,8 +214,9 @@ def prediction_interval(
     tpot_pipeline: SearchResult,
     step_cache: StepCacheResource,
 ) -> Output[ConformalInterval]:
-    """Cross-conformal interval with normalized residuals (modeling.intervals): calibrated on
-    out-of-fold residuals of the chosen spec, so the point model keeps every training row."""
+    """Conformal interval with normalized residuals (modeling.intervals): calibrated on
+    out-of-fold residuals of the chosen spec (cross-conformal), or on a held-out calibration
+    set when the rows are many (split conformal); the point model keeps every training row."""
     train = train_test_split.train
 
     def fit() -> ConformalInterval:
@@ -200,6 +238,8 @@ def prediction_interval(
             "level": interval.level,
             "quantile": round(interval.quantile, 4),
             "calibration_rows": interval.calibration_rows,
+            "training_rows": interval.training_rows,
+            "method": interval.method,
             "baseline_width": round(2 * interval.baseline_half_width, 1),
             **cache_metadata(result),
         },

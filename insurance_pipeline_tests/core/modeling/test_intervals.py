@@ -116,3 +116,36 @@ def test_cross_validation_pools_the_interval_over_every_held_out_row(insurance_f
     assert found["coverage_by_segment"]["smoker=yes"] >= 0.8
     assert found["mean_width"] < found["baseline_mean_width"]
     assert abs(found["coverage"] - found["baseline_coverage"]) < 0.05
+
+
+def test_many_rows_switch_to_split_conformal_with_a_histogram_scale_model(halves):
+    """The large-data path, on a small table with the thresholds lowered: a held-out
+    calibration set (split conformal), LightGBM's absolute-loss boosting as the scale model,
+    and the interval still covers the other half and still compiles for the service."""
+    from lightgbm import LGBMRegressor
+
+    from insurance_pipeline.core.export import compile_pipeline
+
+    train, test = halves
+    transformer = build_feature_transformer().fit(train[list(FEATURE_COLUMNS)])
+    X = transformer.transform(train[list(FEATURE_COLUMNS)])
+    config = IntervalConfig(cross_conformal_max_rows=500, exact_scale_max_rows=100)
+    interval = fit_conformal_interval(train, X, SPEC, config)
+    assert interval.method == "split conformal" and interval.training_rows == len(train)
+    assert interval.calibration_rows == int(len(train) * config.calibration_fraction)
+    assert isinstance(interval.scale_model, LGBMRegressor)
+    model = assemble_model(transformer, SPEC.fit(X, train[TARGET_COLUMN]))
+    X_test = transformer.transform(test[list(FEATURE_COLUMNS)])
+    found = evaluate_interval(interval, test, X_test, model.predict(test[list(FEATURE_COLUMNS)]))
+    assert 0.82 <= found.coverage <= 0.97, found
+    compiled = compile_pipeline(model, interval)
+    rows = test[list(FEATURE_COLUMNS)].head(50).to_dict("records")
+    for row in rows:
+        row["smoker"] = row["smoker"] == "yes"
+    _, low, high = compiled.predict(rows)
+    expected_low, expected_high = interval.bounds(
+        model.predict(test[list(FEATURE_COLUMNS)].head(50)), X_test[:50]
+    )
+    assert np.allclose(low, expected_low, atol=1e-6) and np.allclose(high, expected_high, atol=1e-6)
+    few = fit_conformal_interval(train, X, SPEC, IntervalConfig())
+    assert few.method == "cross-conformal" and few.calibration_rows == len(train)

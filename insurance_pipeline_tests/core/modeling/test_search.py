@@ -52,3 +52,34 @@ def test_search_runs_on_an_existing_dask_cluster_by_address(training_data):
         assert cluster.scheduler.transition_counter > before + 10
         assert cluster.status.name == "running"  # the search did not shut it down
     assert found.pipeline.predict(X[:3]).shape == (3,)
+
+
+def test_a_search_sample_keeps_the_segments_in_proportion(insurance_frame):
+    import numpy as np
+
+    from insurance_pipeline.core.modeling.search import search_sample, search_strata
+
+    strata = search_strata(insurance_frame)
+    assert search_sample(strata, len(strata), seed=0) is None  # few rows: all of them
+    sample = search_sample(strata, 400, seed=0)
+    assert len(sample) == 400 and len(set(sample)) == 400
+    assert np.array_equal(sample, search_sample(strata, 400, seed=0))  # seeded
+    for label in set(strata):
+        expected = (strata == label).mean() * 400
+        assert abs((strata[sample] == label).sum() - expected) <= 1, label
+
+
+def test_the_chosen_pipeline_is_refitted_on_every_row(training_data):
+    import numpy as np
+
+    from insurance_pipeline.core.modeling.search import refit_on_every_row
+
+    X, y = training_data
+    y = np.asarray(y)
+    found = run_search(X[:300], y[:300], SearchBudget(**TINY_SEARCH), progress=lambda _: None)
+    assert (found.rows_searched, found.rows_fitted) == (300, 300)
+    assert found.timed_out == 0 and found.invalid >= 0
+    on_sample = found.pipeline.predict(X)
+    refitted = refit_on_every_row(found, X, y)
+    assert refitted.rows_fitted == len(y) and refitted.rows_searched == 300
+    assert not np.allclose(refitted.pipeline.predict(X), on_sample)  # it saw the other rows
