@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench bench-model clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
+.PHONY: help install run test ui bench bench-model bench-scale clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
 SERVING_VENV ?= .venv-serving
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -70,6 +70,9 @@ bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + servic
 
 bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes README)
 	$(PY) benchmarks/bench_model.py --update-readme $(if $(NESTED),--nested)
+
+bench-scale: install $(DAGSTER_HOME)/dagster.yaml  ## the graph cold on 10k/100k/1M synthetic rows (SIZES=100000 for one; writes README)
+	$(PY) benchmarks/bench_scale.py --update-readme -- $(ARGS)
 
 pipeline-image: install  ## the pipeline image (training stack + definitions) for Dagster's chart
 	$(PY) -m tooling.pipeline_image

@@ -13,7 +13,6 @@ import datetime as dt
 import io
 import json
 import os
-import random
 import socket
 import subprocess
 import sys
@@ -28,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 
 from _readme import update_readme_section  # noqa: E402
 
-from tooling.load import open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started  # noqa: E402
+from tooling.load import batch_rows, open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
@@ -40,21 +39,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def batch_rows(n: int = 1000, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    return [
-        {
-            "age": rng.randint(18, 64),
-            "sex": rng.choice(["female", "male"]),
-            "bmi": round(rng.uniform(16, 50), 2),
-            "children": rng.randint(0, 5),
-            "smoker": rng.random() < 0.2,
-            "region": rng.choice(["northeast", "northwest", "southeast", "southwest"]),
-        }
-        for _ in range(n)
-    ]
 
 
 class Service:

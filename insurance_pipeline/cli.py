@@ -118,6 +118,8 @@ def _results(materialized: dict[str, dict[str, Any]]) -> list[str]:
             "holdout metrics: "
             + ", ".join(f"{k}={metrics[k]}" for k in ("r2", "mse", "rmse", "mae") if k in metrics)
         )
+        if "interval_coverage" in metrics:
+            lines.append(f"interval: covers {metrics['interval_coverage']} of the holdout rows")
     report = materialized.get("validation_report")
     if report:
         lines.append(f"validation report: {report['file']}")

@@ -5,6 +5,7 @@ abuse tests; every run has a fixed duration."""
 from __future__ import annotations
 
 import json
+import random
 import re
 import subprocess
 from pathlib import Path
@@ -25,6 +26,22 @@ def post_script(folder: Path, body: bytes | str | object, name: str = "post") ->
     script = folder / f"{name}.lua"
     script.write_text(POST_SCRIPT % json.dumps(str(payload)))
     return script
+
+
+def batch_rows(n: int = 1000, seed: int = 0) -> list[dict]:
+    """`n` valid, varied prediction inputs (seeded): a batch body as clients send one."""
+    rng = random.Random(seed)
+    return [
+        {
+            "age": rng.randint(18, 64),
+            "sex": rng.choice(["female", "male"]),
+            "bmi": round(rng.uniform(16, 50), 2),
+            "children": rng.randint(0, 5),
+            "smoker": rng.random() < 0.2,
+            "region": rng.choice(["northeast", "northwest", "southeast", "southwest"]),
+        }
+        for _ in range(n)
+    ]
 
 
 def _ms(text: str) -> float:

@@ -213,3 +213,30 @@ def test_registration_waits_for_its_pool_slot_whoever_holds_it(first_run):
         runner.join(timeout=300)
     assert done["result"].success
     assert metadata_by_asset(done["result"])["registered_model"]["new_version"] is False
+
+
+def test_the_large_data_methods_run_when_their_thresholds_are_lowered(first_run):
+    """Each statistical step's many-rows method, on this small table with its threshold
+    lowered in config: what ran and on how many rows is in the step's metadata."""
+    config = tiny_run_config(
+        **FLOOR,
+        insurance_data_profile={"max_rows": 500},
+        tpot_pipeline={"max_search_rows": 500},
+        prediction_interval={"cross_conformal_max_rows": 500},
+        champion_comparison={"cross_validated_max_rows": 500},
+    )
+    result = materialize(config)
+    assert result.success
+    meta = metadata_by_asset(result)
+    train_rows = meta["train_test_split"]["train_rows"]
+    assert meta["insurance_data_profile"]["profiled_rows"] == 500
+    assert meta["insurance_data_profile"]["rows"] > 500
+    search_meta = meta["tpot_pipeline"]
+    assert (search_meta["rows_searched"], search_meta["rows_fitted"]) == (500, train_rows)
+    assert search_meta["search_method"].startswith("stratified sample")
+    assert search_meta["candidates_timed_out"] == 0
+    assert meta["prediction_interval"]["method"] == "split conformal"
+    assert meta["prediction_interval"]["calibration_rows"] < train_rows
+    comparison = meta["champion_comparison"]
+    assert comparison["champion_version"] == 1 and comparison["method"] == "holdout"
+    assert comparison["rows_compared"] == meta["train_test_split"]["test_rows"]

@@ -5,7 +5,6 @@ error body. Bounds here are generous; the figures are in `make bench`."""
 from __future__ import annotations
 
 import json
-import random
 import signal
 import socket
 import threading
@@ -17,7 +16,7 @@ import pytest
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
-from tooling.load import open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started
+from tooling.load import batch_rows, open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
@@ -170,21 +169,6 @@ def test_a_flood_of_nested_json_keeps_memory_and_logs_bounded(service, tmp_path)
         time.sleep(0.5)
     assert rss(service) <= 1.2 * idle, (rss(service), idle)
     assert httpx.get(service.url + "/api/health").status_code == 200
-
-
-def batch_rows(n: int = 1000, seed: int = 0) -> list[dict]:
-    rng = random.Random(seed)
-    return [
-        {
-            "age": rng.randint(18, 64),
-            "sex": rng.choice(["female", "male"]),
-            "bmi": round(rng.uniform(16, 50), 2),
-            "children": rng.randint(0, 5),
-            "smoker": rng.random() < 0.2,
-            "region": rng.choice(["northeast", "northwest", "southeast", "southwest"]),
-        }
-        for _ in range(n)
-    ]
 
 
 def test_batches_at_32_connections_never_hold_up_the_probes(service, tmp_path):

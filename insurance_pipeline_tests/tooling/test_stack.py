@@ -22,12 +22,11 @@ from insurance_pipeline.domain.layout import CHECKOUT
 from insurance_pipeline_tests.helpers import (
     TINY_CLI,
     cache_states,
-    definitions,
+    evaluate_sensor,
     mlflow,
     patched_environ,
     registry_state,
     run_cli,
-    trust,
 )
 from tooling import stack
 
@@ -120,23 +119,9 @@ def test_training_runs_through_the_stack_with_no_local_state(stack_env, tmp_path
         assert limits[("dagster/job_name", "training")] == 1
         assert instance.run_monitoring_enabled
     # the deploy sensor sees the new champion, from the server
-    from dagster import RunRequest, build_sensor_context
+    from dagster import RunRequest
 
-    from insurance_pipeline.resources import DeployRunnerResource, GatesResource
-
-    defs = definitions()
-    with DagsterInstance.get() as instance:
-        context = build_sensor_context(
-            instance=instance,
-            repository_def=defs.get_repository_def(),
-            resources={
-                "mlflow": mlflow(),
-                "deployer": DeployRunnerResource(),
-                "gates": GatesResource(),
-                "trust": trust(),
-            },
-        )
-        request = defs.get_sensor_def("deploy_validated_model")(context)
+    request = evaluate_sensor()
     assert isinstance(request, RunRequest)
     assert request.run_config["ops"]["deployment"]["config"]["model_version"] == 1
 

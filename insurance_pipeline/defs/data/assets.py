@@ -18,7 +18,7 @@ from insurance_pipeline.core.data.contract import (
     read_insurance_csv,
     to_typed_frame,
 )
-from insurance_pipeline.core.data.profile import DataProfile, profile
+from insurance_pipeline.core.data.profile import PROFILE_MAX_ROWS, DataProfile, profile
 from insurance_pipeline.core.data.split import Split, split_rows
 from insurance_pipeline.defs._steps import (
     cache_metadata,
@@ -89,9 +89,18 @@ def raw_insurance_data_contract(raw_insurance_data: pd.DataFrame) -> AssetCheckR
     )
 
 
+class ProfileConfig(Config):
+    max_rows: int = Field(
+        default=PROFILE_MAX_ROWS,
+        ge=100,
+        description="above this many rows the report describes a seeded sample of this size",
+    )
+
+
 @versioned_asset()
 def insurance_data_profile(
     context: AssetExecutionContext,
+    config: ProfileConfig,
     raw_insurance_data: pd.DataFrame,
     data: InsuranceDataResource,
     step_cache: StepCacheResource,
@@ -101,7 +110,8 @@ def insurance_data_profile(
     result = run_cached(
         context,
         step_cache.store(),
-        lambda: profile(to_typed_frame(raw_insurance_data)),
+        lambda: profile(to_typed_frame(raw_insurance_data), max_rows=config.max_rows),
+        config=config.model_dump(),
         libraries=["ydata-profiling", "pandas", "matplotlib"],
     )
     found: DataProfile = result.value
@@ -112,6 +122,7 @@ def insurance_data_profile(
         metadata={
             "file": MetadataValue.path(location),
             "rows": found.rows,
+            "profiled_rows": found.profiled_rows,
             "variables": found.variables,
             "duplicate_rows": found.duplicate_rows,
             "missing_cells": found.missing_cells,

@@ -23,7 +23,7 @@ from insurance_pipeline.defs._steps import (
     versioned_asset,
 )
 from insurance_pipeline.defs.training.features import FEATURE_LIBRARIES
-from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS
 from insurance_pipeline.resources import (
     DaskResource,
     MlflowResource,
@@ -97,24 +97,13 @@ def tpot_pipeline(
     budget = config.budget(dask.scheduler_address)
 
     def search() -> SearchResult:
-        from insurance_pipeline.core.modeling.search import (
-            refit_on_every_row,
-            run_search,
-            search_sample,
-            search_strata,
-        )
+        from insurance_pipeline.core.modeling.search import search_training_rows
 
         train = train_test_split.train
         X = feature_transformer.transform(train[list(FEATURE_COLUMNS)])
-        y = train[TARGET_COLUMN].to_numpy()
-        sample = search_sample(search_strata(train), config.max_search_rows, budget.random_state)
-        if sample is None:
-            return run_search(X, y, budget, progress=context.log.info)
-        context.log.info(
-            f"searching a stratified sample of {len(sample):,} of {len(y):,} training rows"
+        return search_training_rows(
+            train, X, budget, config.max_search_rows, progress=context.log.info
         )
-        found = run_search(X[sample], y[sample], budget, progress=context.log.info)
-        return refit_on_every_row(found, X, y)
 
     result = run_cached(
         context,

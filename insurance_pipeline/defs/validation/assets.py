@@ -3,11 +3,16 @@ Their blocking checks (one per gate of `core.gates.registry.GATES`) are in `chec
 
 import base64
 
-from dagster import AssetExecutionContext, Failure, MetadataValue, Output
+from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Output
+from pydantic import Field
 
 from insurance_pipeline.core.data.split import Split
 from insurance_pipeline.core.gates.policy import ChampionRef
-from insurance_pipeline.core.modeling.challenger import ChampionComparison, compare
+from insurance_pipeline.core.modeling.challenger import (
+    CROSS_VALIDATED_MAX_ROWS,
+    ChampionComparison,
+    compare,
+)
 from insurance_pipeline.core.modeling.holdout import evaluate_holdout
 from insurance_pipeline.core.modeling.metrics import HoldoutEvaluation, SegmentMetrics
 from insurance_pipeline.core.modeling.model import TrainedModel
@@ -161,6 +166,7 @@ def compare_with_champion(
     mlflow: MlflowResource,
     trust: TrustResource,
     champion: ChampionRef | None,
+    cross_validated_max_rows: int = CROSS_VALIDATED_MAX_ROWS,
 ) -> ChampionComparison:
     """The comparison (core.modeling.challenger.compare), the champion's pipeline loaded
     from the registry only once its pickle hashes to the digest its signed approval holds."""
@@ -174,12 +180,22 @@ def compare_with_champion(
             raise Failure(
                 description=f"champion v{champion.version} cannot be compared with: {error}"
             ) from None
-    return compare(model, split, champion, pipeline)
+    return compare(model, split, champion, pipeline, cross_validated_max_rows)
+
+
+class ComparisonConfig(Config):
+    cross_validated_max_rows: int = Field(
+        default=CROSS_VALIDATED_MAX_ROWS,
+        ge=10,
+        description="above this many rows, both models are judged on the holdout instead of "
+        "refitted on every row's folds",
+    )
 
 
 @versioned_asset()
 def champion_comparison(
     context: AssetExecutionContext,
+    config: ComparisonConfig,
     train_test_split: Split,
     trained_model: TrainedModel,
     mlflow: MlflowResource,
@@ -187,20 +203,32 @@ def champion_comparison(
     step_cache: StepCacheResource,
 ) -> Output[ChampionComparison]:
     """The new model (challenger) and the current `champion`: both specs cross-validated on
-    the same folds of every row, with the paired differences' 95 % intervals."""
+    the same folds of every row (on the holdout when the rows are many), with the paired
+    differences' 95 % intervals."""
     champion = current_champion(mlflow, trained_model.model_key)
     result = run_cached(
         context,
         step_cache.store(),
-        lambda: compare_with_champion(trained_model, train_test_split, mlflow, trust, champion),
+        lambda: compare_with_champion(
+            trained_model,
+            train_test_split,
+            mlflow,
+            trust,
+            champion,
+            config.cross_validated_max_rows,
+        ),
         # The champion is outside state: which one we compare with is part of the key.
-        config={"champion": champion and (champion.version, champion.model_key)},
+        config={
+            "champion": champion and (champion.version, champion.model_key),
+            **config.model_dump(),
+        },
         libraries=["scikit-learn", "scipy"],
     )
     comparison: ChampionComparison = result.value
     metadata = {
         "champion_version": comparison.champion_version,
         "rows_compared": comparison.rows,
+        "method": comparison.method,
         **cache_metadata(result),
     }
     for side in ("challenger", "champion"):

@@ -81,3 +81,47 @@ def test_a_difference_inside_the_noise_passes_and_a_clear_one_fails():
         paired_differences(y, a, b),
     )
     assert not worse.passed and "with 95% confidence" in worse.message
+
+
+def test_many_rows_are_compared_on_the_holdout_with_the_same_rule(insurance_frame):
+    """The large-data path on a small table (threshold lowered): the challenger as trained
+    and the champion's spec refitted on the same training rows, judged on the held-out rows."""
+    from types import SimpleNamespace
+
+    from sklearn.ensemble import GradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
+    from insurance_pipeline.core.data.split import split_rows
+    from insurance_pipeline.core.features.transformer import fit_feature_transformer
+    from insurance_pipeline.core.modeling.challenger import Tolerance, challenger_judgement, compare
+    from insurance_pipeline.core.modeling.model import assemble_model
+    from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
+
+    split = split_rows(insurance_frame, seed=42, test_fraction=0.2)
+    features = fit_feature_transformer(split.train[list(FEATURE_COLUMNS)])
+    X = features.transform(split.train[list(FEATURE_COLUMNS)])
+
+    def trained(spec):
+        return assemble_model(features, spec.fit(X, split.train[TARGET_COLUMN]))
+
+    good = trained(GradientBoostingRegressor(n_estimators=80, max_depth=3, random_state=0))
+    poor = trained(LinearRegression())
+    challenger = SimpleNamespace(pipeline=poor, model_key="k2", data_version="d")
+    champion = SimpleNamespace(version=1, model_key="k1")
+    found = compare(challenger, split, champion, good, cross_validated_max_rows=100)
+    assert found.method == "holdout" and found.rows == len(split.test)
+    assert found.challenger.r2 < found.champion.r2
+    verdict = challenger_judgement(
+        found.challenger, found.champion, Tolerance(), 1, found.differences
+    )
+    assert not verdict.passed and "with 95% confidence" in verdict.message
+    reverse = compare(
+        SimpleNamespace(pipeline=good, model_key="k1", data_version="d"),
+        split,
+        SimpleNamespace(version=1, model_key="k0"),
+        poor,
+        cross_validated_max_rows=100,
+    )
+    assert challenger_judgement(
+        reverse.challenger, reverse.champion, Tolerance(), 1, reverse.differences
+    ).passed
