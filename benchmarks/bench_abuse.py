@@ -28,17 +28,12 @@ sys.path.insert(0, str(ROOT))
 from _readme import update_readme_section  # noqa: E402
 
 from tooling.load import batch_rows, open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started  # noqa: E402
+from tooling.stack import free_port  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
 NESTED = "[" * 5000 + "]" * 5000
 CHART_DEFAULTS = {"LOG_PREDICTION_INPUTS": "false"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Service:

@@ -11,7 +11,6 @@ import datetime as dt
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,14 +27,9 @@ from _readme import update_readme_section  # noqa: E402
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
 from tooling.load import post_script, tree_rss_mib, wrk  # noqa: E402
+from tooling.stack import free_port  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_ready(url: str, process: subprocess.Popen, seconds: float = 120) -> float:

@@ -141,8 +141,6 @@ def release_abandoned_runs(instance) -> list[str]:
     """Runs this host's `make run` started whose process is gone (killed mid-run): marked
     failed and their pool slots freed, so that the next run is not held behind them. Called
     under the run lock, when no other `make run` of this state is alive."""
-    import socket
-
     from dagster import DagsterRunStatus, RunsFilter
 
     released = []

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ import httpx
 
 from insurance_pipeline.core.trust.keys import generate_key
 from insurance_pipeline.domain.layout import CHECKOUT
+from tooling.environ import patched_environ  # noqa: F401 - the tests' one helper
 
 SHIPPED_CSV = CHECKOUT / "data" / "insurance.csv"
 DAGSTER = os.path.join(os.path.dirname(sys.executable), "dagster")
@@ -133,21 +133,6 @@ def new_workspace(root: Path, cache_dir: Path | None = None, *, home: bool = Tru
     csv = root / "insurance.csv"
     shutil.copy(SHIPPED_CSV, csv)
     return Workspace(root=root, dagster_home=dagster_home, csv=csv, cache_dir=cache_dir)
-
-
-@contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for a block."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 # -- runs ------------------------------------------------------------------------------------

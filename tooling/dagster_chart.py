@@ -12,13 +12,13 @@ storage, K8sRunLauncher, QueuedRunCoordinator, S3ComputeLogManager).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tooling.environ import patched_environ
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 VALUES = CHECKOUT / "deploy" / "dagster" / "values.yaml"
@@ -215,22 +215,8 @@ def pod_environment(values: dict) -> dict[str, str]:
 
 def validate_instance_config(config: dict, environment: dict[str, str]) -> list[str]:
     """Problems Dagster finds in an instance config, in a pod's `environment` (empty: none)."""
-    with _environment(environment):
+    with patched_environ(environment):
         return _problems(config)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]):
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _problems(config: dict) -> list[str]:
@@ -340,7 +326,7 @@ def run_pod_job(values: dict, job_def, workdir: Path) -> tuple[str, dict]:
         ),
     )
     jobs = RecordedJobs()
-    with _environment(pod_environment(values)):
+    with patched_environ(pod_environment(values)):
         processed = process_config(K8sRunLauncher.config_type(), config)
         if not processed.success:
             raise ChartValuesError("; ".join(e.message for e in processed.errors))
