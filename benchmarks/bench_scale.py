@@ -147,8 +147,10 @@ def table(found: dict[int, dict], run_args: list[str]) -> str:
     ):
         lines.append(f"| {label} | " + " | ".join(str(found[s][key]) for s in sizes) + " |")
     budget = " ".join(run_args) or "the default budget"
-    return f"Measured {dt.date.today()} on {os.cpu_count()} cores, cold, {budget}:\n\n" + "\n".join(
-        lines
+    dates = sorted({found[s].get("date", str(dt.date.today())) for s in sizes})
+    return (
+        f"Measured {', '.join(dates)} on {os.cpu_count()} cores, cold, {budget}:\n\n"
+        + "\n".join(lines)
     )
 
 
@@ -162,15 +164,20 @@ def main() -> int:
 
     root = Path(StateSettings().state_dir) / ".bench-scale"
     root.mkdir(exist_ok=True)
-    found = {}
+    # Sizes measured one at a time (`SIZES=…`) accumulate: README's table holds each size's
+    # latest run with the same budget.
+    saved = root / f"results{'-' + '-'.join(args.run_args) if args.run_args else ''}.json"
+    found = {int(k): v for k, v in json.loads(saved.read_text()).items()} if saved.exists() else {}
     for rows in sizes:
         print(f"{rows:,} rows ...", file=sys.stderr, flush=True)
-        found[rows] = run_size(rows, root, args.run_args)
+        found[rows] = run_size(rows, root, args.run_args) | {"date": str(dt.date.today())}
+        saved.write_text(json.dumps({str(k): v for k, v in sorted(found.items())}, indent=1))
+        print(json.dumps({str(rows): found[rows]}), file=sys.stderr, flush=True)
     text = table(found, args.run_args)
     print(text)
     if args.update_readme:
         update_readme_section("scale", text)
-    print(json.dumps({str(k): v for k, v in found.items()}))
+    print(json.dumps({str(k): v for k, v in found.items() if k in sizes}))
     return 0
 
 

@@ -15,6 +15,7 @@ import uvicorn
 
 from insurance_pipeline.serving.app import create_app
 from insurance_pipeline.serving.logging import configure_logging, flush_logs
+from insurance_pipeline.serving.memory import limit_arenas
 from insurance_pipeline.serving.protocol import ConnectionLimits, guarded_protocol
 from insurance_pipeline.serving.settings import ServiceSettings
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings.model_copy(
         update={"artifact_dir": Path(args.artifact_dir), "host": args.host, "port": args.port}
     )
+    limit_arenas(settings.model_threads + 1)  # before any thread starts (serving/memory.py)
     configure_logging(settings.log_level, app_name=settings.app_name)
     config = uvicorn.Config(
         create_app(settings),

