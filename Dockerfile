@@ -37,7 +37,21 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 ARG MODEL_DIR=model
 ARG MODEL_VERSION
 ARG MODEL_SHA256
-LABEL org.opencontainers.image.title="insurance-charges-model" \
+# The original's OCI labels, filled by the deployer: the build time, the project's git commit
+# and the model version.
+ARG DATE_CREATED
+ARG REVISION
+ARG VERSION
+ARG SOURCE
+LABEL org.opencontainers.image.created="${DATE_CREATED}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="Insurance Charges Model Service" \
+      org.opencontainers.image.description="The insurance charges model behind the original model service's REST contract." \
+      org.opencontainers.image.authors="insurance_pipeline engineers" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="NOASSERTION" \
+      com.insurance-pipeline.model.name="insurance_charges_model" \
       insurance-pipeline.model-version="${MODEL_VERSION}" \
       insurance-pipeline.model-sha256="${MODEL_SHA256}"
 ENV PATH=/opt/venv/bin:$PATH \

@@ -163,8 +163,19 @@ def write_values_file(values: Mapping[str, Any], path: Path) -> Path:
 
 
 def build_command(
-    target: DeployTarget, *, version: int, model_sha256: str, context_dir: Path, binary: str
+    target: DeployTarget,
+    *,
+    version: int,
+    model_sha256: str,
+    context_dir: Path,
+    binary: str,
+    created: str = "",
+    revision: str = "",
+    source: str = "",
 ) -> list[str]:
+    """The image build. `created` (RFC 3339), `revision` (the project's git commit) and
+    `source` (its remote, if any) fill the original's OCI labels, with VERSION the model
+    version."""
     args = [
         "--file",
         str(context_dir / "Dockerfile"),
@@ -174,6 +185,14 @@ def build_command(
         f"MODEL_VERSION={version}",
         "--build-arg",
         f"MODEL_SHA256={model_sha256}",
+        "--build-arg",
+        f"DATE_CREATED={created}",
+        "--build-arg",
+        f"REVISION={revision}",
+        "--build-arg",
+        f"VERSION={version}",
+        "--build-arg",
+        f"SOURCE={source}",
     ]
     if target.base_image:
         args += ["--build-arg", f"BASE_IMAGE={target.base_image}"]
@@ -188,6 +207,26 @@ def build_command(
             *args,
         ]
     return [binary, "build", *args]
+
+
+def source_revision(
+    root: Path = PROJECT, ask: tuple[str, ...] = ("rev-parse", "HEAD"), default: str = "unknown"
+) -> str:
+    """The git commit the project's files come from (`default` outside a git checkout);
+    with `ask=("remote", "get-url", "origin")`, where it is published."""
+    import subprocess
+
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(root), *ask],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return default
+    return found.stdout.strip() or default
 
 
 def push_command(target: DeployTarget, *, version: int, digest_file: Path, binary: str):

@@ -38,6 +38,9 @@ MODEL_ARTIFACT = "model"  # the MLflow model (sklearn flavor, cloudpickle), logg
 PICKLE_ARTIFACT = f"{MODEL_ARTIFACT}/model.pkl"
 SERVING_ARTIFACT_PATH = "serving_npz"
 TRAIN_ROWS_ARTIFACT = "train_row_ids.json"
+# The run's dataset inputs (the MLflow UI's "Datasets used"): the split's two sides.
+TRAIN_DATASET = "insurance-train"
+TEST_DATASET = "insurance-test"
 
 
 def pickle_subject(model_key: str, run_id: str) -> dict[str, str]:
@@ -77,6 +80,28 @@ class _RedactingClient:
                 raise RegistryError(message, getattr(error, "error_code", None)) from None
 
         return call
+
+
+def _dataset_inputs(datasets: dict[str, tuple[Any, str]], source: str, target: str | None):
+    """MLflow dataset inputs (`mlflow.data.from_pandas`: name, source, digest, schema and
+    profile), each tagged with its context (training, test)."""
+    import mlflow.data
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    inputs = []
+    for name, (frame, context) in datasets.items():
+        with warnings.catch_warnings():  # "can be interpreted in multiple ways": a local path
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = mlflow.data.from_pandas(
+                frame, source=source or None, targets=target, name=name
+            )
+        inputs.append(
+            DatasetInput(
+                dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]
+            )
+        )
+    return inputs
 
 
 class MlflowResource(ConfigurableResource):
@@ -176,11 +201,16 @@ class MlflowResource(ConfigurableResource):
         input_example,
         pip_requirements: list[str],
         train_row_ids: list[int],
+        datasets: dict[str, tuple[Any, str]] | None = None,
+        source: str = "",
+        target: str | None = None,
     ) -> tuple[str, str | None]:
         """The model's run, created once per `model_key`: the model logged once (an MLflow
         sklearn model, cloudpickle: the pipeline holds classes skops refuses), its params,
-        tags and training rows. Returns (run_id, the pickle's sha256 if it was written now,
-        else None)."""
+        tags and training rows, and `datasets` ({name: (frame, context)}, e.g. the training
+        and test sets) as the run's dataset inputs, with `source` (the CSV's path) as their
+        source, so the MLflow UI shows which data trained the model. Returns (run_id, the
+        pickle's sha256 if it was written now, else None)."""
         existing = self.find_run(model_key)
         if existing:
             return existing, None
@@ -193,6 +223,8 @@ class MlflowResource(ConfigurableResource):
             self.experiment_id(), tags={MODEL_KEY_TAG: model_key}
         ).info.run_id
         client.log_batch(run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        if datasets:
+            client.log_inputs(run_id, datasets=_dataset_inputs(datasets, source, target))
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / MODEL_ARTIFACT
             with _known_chatter_quiet():

@@ -66,7 +66,7 @@ def create_app(
 
     app = FastAPI(
         title="Insurance Charges Model Service",
-        version="1.0.0",
+        version="0.1.0",
         description=DESCRIPTION,
         lifespan=lifespan,
     )

@@ -23,8 +23,8 @@ EXAMPLE_INPUT = {
     "region": "southeast",
 }
 
-Sex = StrEnum("Sex", {value: value for value in CATEGORIES["sex"]})
-Region = StrEnum("Region", {value: value for value in CATEGORIES["region"]})
+SexEnum = StrEnum("SexEnum", {value: value for value in CATEGORIES["sex"]})
+RegionEnum = StrEnum("RegionEnum", {value: value for value in CATEGORIES["region"]})
 
 
 def _integral(value: Any) -> Any:
@@ -57,11 +57,11 @@ class InsuranceChargesModelInput(BaseModel):
     )
 
     age: _bounded("age", "Age in years")
-    sex: Sex = Field(description="Sex")
+    sex: SexEnum = Field(description="Sex")
     bmi: _bounded("bmi", "Body mass index")
     children: _bounded("children", "Number of children covered")
     smoker: bool = Field(strict=True, description="Whether the person smokes")
-    region: Region = Field(description="Region of residence in the US")
+    region: RegionEnum = Field(description="Region of residence in the US")
 
 
 class PredictionInterval(BaseModel):
@@ -79,7 +79,7 @@ class InsuranceChargesModelOutput(BaseModel):
     )
 
 
-class ModelMetadata(BaseModel):
+class ModelDetails(BaseModel):
     display_name: str
     qualified_name: str
     description: str
@@ -87,10 +87,10 @@ class ModelMetadata(BaseModel):
 
 
 class ModelCollection(BaseModel):
-    models: list[ModelMetadata]
+    models: list[ModelDetails]
 
 
-class ModelDetails(ModelMetadata):
+class ModelMetadata(ModelDetails):
     input_schema: dict[str, Any] = Field(description="JSON Schema of a prediction request")
     output_schema: dict[str, Any] = Field(description="JSON Schema of a prediction response")
 
@@ -113,7 +113,7 @@ class StartupStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
 
 
-class HealthResponse(BaseModel):
+class HealthStatusResponse(BaseModel):
     health_status: HealthStatus
 
 

@@ -1,5 +1,6 @@
 """The whole graph, materialized for real (tiny TPOT budget), then the cache at work."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -7,7 +8,12 @@ import pytest
 from insurance_pipeline.core.modeling import search
 from insurance_pipeline.core.trust.files import signed_sha256
 from insurance_pipeline.domain.hashing import file_sha256
-from insurance_pipeline.resources.mlflow import PICKLE_TAG, pickle_subject
+from insurance_pipeline.resources.mlflow import (
+    PICKLE_TAG,
+    TEST_DATASET,
+    TRAIN_DATASET,
+    pickle_subject,
+)
 from insurance_pipeline_tests.helpers import (
     TRAINING_ASSETS,
     materialize,
@@ -100,6 +106,38 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     assert run.data.params["split_seed"] == "42"
     assert "lib.scikit-learn" in run.data.params
     assert run.data.metrics["holdout_r2"] == pytest.approx(metrics["r2"], abs=1e-4)
+    # the TPOT budget, and the data as dataset inputs (the MLflow UI's lineage)
+    budget = meta["tpot_pipeline"]["budget"]
+    for key in ("generations", "population_size", "cv", "random_state", "search_space", "scorer"):
+        assert run.data.params[f"tpot.{key}"] == str(budget[key])
+    datasets = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert set(datasets) == {TRAIN_DATASET, TEST_DATASET}
+    contexts = {name: {t.key: t.value for t in d.tags} for name, d in datasets.items()}
+    assert contexts[TRAIN_DATASET]["mlflow.data.context"] == "training"
+    assert contexts[TEST_DATASET]["mlflow.data.context"] == "test"
+    train_set = datasets[TRAIN_DATASET].dataset
+    assert str(workspace.csv) in train_set.source and train_set.digest
+    assert json.loads(train_set.profile)["num_rows"] == 1069
+
+
+def test_every_check_records_its_figures_as_numbers(first_run):
+    """Numeric check metadata is what Dagster's check page plots across runs."""
+    from dagster import FloatMetadataValue, IntMetadataValue
+
+    _, result = first_run
+    checks = {e.check_name: e.metadata for e in result.get_asset_check_evaluations()}
+    numeric = (FloatMetadataValue, IntMetadataValue)
+    for name in ("r2_above_floor", "predictions_finite", "test_rows_as_expected"):
+        assert isinstance(checks[name]["r2"], FloatMetadataValue), name
+        assert isinstance(checks[name]["mae"], FloatMetadataValue)
+        assert isinstance(checks[name]["rows"], IntMetadataValue)
+    coverage = checks["interval_coverage"]
+    for figure in ("coverage", "mean_width", "median_width"):
+        assert isinstance(coverage[figure], FloatMetadataValue), figure
+    assert 0.8 <= coverage["coverage"].value <= 0.97
+    comparison = checks["challenger_not_worse"]
+    assert isinstance(comparison["rows"], numeric)
+    assert isinstance(checks["raw_insurance_data_contract"]["rows"], IntMetadataValue)
 
 
 def test_second_run_is_all_cache_hits_without_search_or_new_version(first_run, search_calls):

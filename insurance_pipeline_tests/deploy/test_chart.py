@@ -108,9 +108,10 @@ def test_default_objects_probes_resources_and_security():
         "NODE_IP": "status.hostIP",
         "POD_NAME": "metadata.name",
         "NODE_NAME": "spec.nodeName",
+        "APP_NAME": "metadata.labels['app']",  # the original's downward-API wiring
     }
     config = kinds["ConfigMap"]["data"]
-    assert config["APP_NAME"] == "insurance-charges-model"
+    assert "APP_NAME" not in config  # one source: the pod's label
     assert c["envFrom"][0]["configMapRef"]["name"] == kinds["ConfigMap"]["metadata"]["name"]
     assert kinds["Service"]["spec"]["type"] == "NodePort"
     labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -166,6 +167,8 @@ def test_probes_have_timeouts_and_a_rollout_drains_connections():
 
 
 def test_the_defaults_are_the_original_names_nodeport_and_port_8000():
+    """The original manifests' names, labels and container, so its `kubectl get pods -l
+    app=insurance-charges-model-service` and `kubectl logs -c insurance-charges-model` work."""
     objects = render(BASE)
     kinds = by_kind(objects)
     assert kinds["Deployment"]["metadata"]["name"] == "insurance-charges-model-deployment"
@@ -179,7 +182,13 @@ def test_the_defaults_are_the_original_names_nodeport_and_port_8000():
     assert service["ports"][0]["port"] == 8000 and service["ports"][0]["targetPort"] == 8000
     assert container(objects)["ports"][0]["containerPort"] == 8000
     pod_labels = kinds["Deployment"]["spec"]["template"]["metadata"]["labels"]
-    assert pod_labels["app"] == "insurance-charges-model"
+    assert pod_labels["app"] == "insurance-charges-model-service"
+    assert container(objects)["name"] == "insurance-charges-model"
+    for thing in (kinds["Deployment"], kinds["Service"]):
+        labels = thing["metadata"]["labels"]
+        assert labels["app.kubernetes.io/name"] == "insurance-charges-model-service"
+        assert labels["app.kubernetes.io/component"] == "model-service"
+        assert labels["app.kubernetes.io/version"] == "0.1.0"
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == {"app": pod_labels["app"]}
     assert service["selector"] == {"app": pod_labels["app"]}
 
@@ -235,7 +244,7 @@ def test_values_go_in_a_file_so_a_comma_cannot_rewrite_another_value():
         {"securityContext": {"runAsUser": 0, "runAsGroup": 0, "fsGroup": 0}},
         {"namespace": "model-services\n  annotations:\n    injected: yes"},
         {"names": {"deployment": "x\nspec: {}", "service": "s"}},
-        {"config": {"appName": "a", "logLevel": "INFO", "port": 8000, "extra": 1}},
+        {"config": {"logLevel": "INFO", "port": 8000, "extra": 1}},
     ],
     ids=lambda extra: next(iter(extra)),
 )

@@ -2,6 +2,7 @@
 here, pushed to a real registry on loopback, run as uid 10001 and asked for a prediction.
 The production deploy path runs for real up to the rollout, where helm meets no cluster."""
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ import psutil
 import pytest
 import yaml
 
+from insurance_pipeline.deploy.plan import source_revision
 from insurance_pipeline.resources import DeployRunnerResource, GatesResource
 from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
@@ -176,6 +178,21 @@ def test_the_image_serves_the_champion_as_uid_10001(
     production_deploy, registry, champion, tmp_path
 ):
     image = f"{registry}/{IMAGE_NAME}:v{champion.version}"
+    # the original's OCI labels, filled by the deployer
+    inspected = subprocess.run(
+        ["buildah", "inspect", "--type", "image", "--format", "{{json .OCIv1.Config.Labels}}"]
+        + [image],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    labels = json.loads(inspected.stdout)
+    assert labels["org.opencontainers.image.version"] == str(champion.version)
+    assert labels["org.opencontainers.image.revision"] == source_revision()
+    created = dt.datetime.fromisoformat(labels["org.opencontainers.image.created"])
+    assert abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 3600
+    for name in ("title", "description", "authors", "licenses"):
+        assert labels[f"org.opencontainers.image.{name}"], name
     port = free_port()
     env = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port)}
     with running_image(image, env=env) as ctr:

@@ -105,7 +105,18 @@ def test_buildah_builds_without_a_daemon_and_pushes_with_a_digest_file(tmp_path)
         build_volumes=("/ca.crt:/etc/ssl/certs/ca-certificates.crt:ro",),
         base_image="localhost/base:1",
     )
-    build = build_command(target, version=7, model_sha256=SHA, context_dir=tmp_path, binary="b")
+    build = build_command(
+        target,
+        version=7,
+        model_sha256=SHA,
+        context_dir=tmp_path,
+        binary="b",
+        created="2026-12-07T00:00:00Z",
+        revision="abc123",
+    )
+    # the original's OCI build arguments
+    for arg in ("DATE_CREATED=2026-12-07T00:00:00Z", "REVISION=abc123", "VERSION=7"):
+        assert build[build.index(arg) - 1] == "--build-arg"
     assert build[:8] == [
         "b",
         "bud",

@@ -76,7 +76,7 @@ def test_models_list_holds_four_required_strings(service):
     model = body["models"][0]
     assert set(model) == MODEL_FIELDS and all(isinstance(v, str) for v in model.values())
     assert model["qualified_name"] == MODEL
-    schema = get(service, "/openapi.json").json()["components"]["schemas"]["ModelMetadata"]
+    schema = get(service, "/openapi.json").json()["components"]["schemas"]["ModelDetails"]
     assert set(schema["required"]) == MODEL_FIELDS
 
 
@@ -119,8 +119,8 @@ def test_prediction_input_bounds_are_the_originals(service, field, low, high):
 
 def test_categories_are_the_originals(service):
     spec = get(service, "/openapi.json").json()["components"]["schemas"]
-    assert set(spec["Sex"]["enum"]) == {"male", "female"}
-    assert set(spec["Region"]["enum"]) == {"southwest", "southeast", "northwest", "northeast"}
+    assert set(spec["SexEnum"]["enum"]) == {"male", "female"}
+    assert set(spec["RegionEnum"]["enum"]) == {"southwest", "southeast", "northwest", "northeast"}
     inputs = spec["InsuranceChargesModelInput"]["properties"]
     assert inputs["smoker"]["type"] == "boolean"
     assert inputs["age"]["type"] == inputs["children"]["type"] == "integer"
@@ -178,3 +178,19 @@ def test_inputs_can_be_left_out_of_the_records(artifact_dir, tmp_path):
         assert not set(EXAMPLE_INPUT) & set(requested[0])
     finally:
         stop(service)
+
+
+def test_the_openapi_document_has_the_originals_names_and_version(service):
+    document = get(service, "/openapi.json").json()
+    assert document["info"]["version"] == "0.1.0"
+    names = set(document["components"]["schemas"])
+    assert {
+        "HealthStatusResponse",
+        "SexEnum",
+        "RegionEnum",
+        "ModelDetails",
+        "ModelMetadata",
+    } <= names
+    assert not names & {"HealthResponse", "Sex", "Region"}
+    metadata = document["components"]["schemas"]["ModelMetadata"]  # the metadata endpoint's
+    assert {"input_schema", "output_schema"} <= set(metadata["properties"])

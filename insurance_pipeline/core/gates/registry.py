@@ -130,6 +130,36 @@ def _challenger_parameters(policy: GatePolicy, champion: ChampionRef | None) -> 
     }
 
 
+def evidence_figures(evidence) -> dict[str, float | int]:
+    """The numbers a gate's evidence holds, for a check's numeric metadata (so Dagster plots
+    each across runs): the holdout's metrics, rows and interval, or the comparison's metrics,
+    differences and their bounds. Missing figures are left out, never zero-filled."""
+    found: dict[str, float | int] = {}
+    if isinstance(evidence, HoldoutEvaluation):
+        m = evidence.metrics
+        found |= {"r2": m.r2, "mae": m.mae, "rmse": m.rmse, "rows": m.n_rows}
+        found |= {"expected_rows": evidence.expected_test_rows}
+        found |= {"nonfinite_predictions": m.n_nonfinite_predictions}
+        if evidence.interval is not None:
+            i = evidence.interval
+            found |= {"coverage": i.coverage, "level": i.level}
+            found |= {"mean_width": i.mean_width, "median_width": i.median_width}
+    elif isinstance(evidence, ChampionComparison):
+        found["rows"] = evidence.rows
+        for side, m in (("challenger", evidence.challenger), ("champion", evidence.champion)):
+            if m is not None:
+                found |= {f"{side}_r2": m.r2, f"{side}_mae": m.mae}
+        d = evidence.differences
+        if d is not None:
+            for name, estimate in (("r2", d.r2), ("mae", d.mae)):
+                found |= {f"{name}_difference": estimate.value}
+                found |= {f"{name}_difference_low": estimate.ci_low}
+                found |= {f"{name}_difference_high": estimate.ci_high}
+    elif isinstance(evidence, DataEvidence):
+        found["rows"] = evidence.rows
+    return {k: float(v) if isinstance(v, float) else int(v) for k, v in found.items()}
+
+
 METRICS = "validation_metrics"
 GATES = GateRegistry(
     (

@@ -12,7 +12,7 @@ import io
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -85,6 +85,11 @@ class SearchResult:
     invalid: int = 0  # candidates that failed to fit
     rows_searched: int = 0  # the rows TPOT's cross-validation saw
     rows_fitted: int = 0  # the rows the chosen pipeline is fitted on (all training rows)
+    budget: dict[str, Any] = field(default_factory=dict)  # the SearchBudget that ran
+
+    def budget_params(self) -> dict[str, Any]:
+        """The budget as MLflow run parameters (`tpot.*`): what reproduces the search."""
+        return {f"tpot.{key}": value for key, value in self.budget.items()}
 
 
 # Above this many training rows the search runs on a stratified sample of this size, and the
@@ -430,6 +435,7 @@ def run_search(
         invalid=int((errors == "INVALID").sum()),
         rows_searched=len(y),
         rows_fitted=len(y),
+        budget={k: v for k, v in budget.as_dict().items() if k != "scheduler_address"},
     )
 
 

@@ -84,7 +84,8 @@ def raw_insurance_data_contract(raw_insurance_data: pd.DataFrame) -> AssetCheckR
         description="; ".join(problems) if problems else "the data satisfies the contract",
         metadata={
             "problems": MetadataValue.json(problems),
-            "rows": int(raw_insurance_data.shape[0]),
+            "rows": MetadataValue.int(int(raw_insurance_data.shape[0])),
+            "problem_count": MetadataValue.int(len(problems)),
         },
     )
 

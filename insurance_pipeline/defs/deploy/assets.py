@@ -1,5 +1,6 @@
 """Stage `deploy`: build, push and roll out one registered model version."""
 
+import datetime as dt
 import time
 from dataclasses import dataclass, field
 
@@ -31,6 +32,7 @@ from insurance_pipeline.deploy.plan import (
     pushed_digest,
     render_chart,
     restricted_violations,
+    source_revision,
     stage_build_context,
     upgrade_command,
     validate_inputs,
@@ -149,6 +151,9 @@ def ship(commands: CommandLog, deployer, target, version: int, model_sha: str, w
             model_sha256=model_sha,
             context_dir=model_dir.parent,
             binary=binary,
+            created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            revision=source_revision(),
+            source=source_revision(ask=("remote", "get-url", "origin"), default=""),
         )
     )
     push = commands.run(

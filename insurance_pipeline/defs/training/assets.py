@@ -23,14 +23,21 @@ from insurance_pipeline.defs._steps import (
     versioned_asset,
 )
 from insurance_pipeline.defs.training.features import FEATURE_LIBRARIES
-from insurance_pipeline.domain.schema import FEATURE_COLUMNS
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline.resources import (
     DaskResource,
+    InsuranceDataResource,
     MlflowResource,
     StepCacheResource,
     TrustResource,
 )
-from insurance_pipeline.resources.mlflow import DATA_SHA_TAG, PICKLE_TAG, pickle_subject
+from insurance_pipeline.resources.mlflow import (
+    DATA_SHA_TAG,
+    PICKLE_TAG,
+    TEST_DATASET,
+    TRAIN_DATASET,
+    pickle_subject,
+)
 
 SEARCH_LIBRARIES = [
     "tpot",
@@ -142,6 +149,8 @@ def log_to_mlflow(
     trust: TrustResource,
     model: TrainedModel,
     split: Split,
+    search: SearchResult,
+    source: str,
     cache_key: str,
 ) -> tuple[str, bool]:
     """The model's MLflow run (created once per model key): the model, params, library
@@ -155,6 +164,7 @@ def log_to_mlflow(
             "train_rows": len(split.train),
             "split_seed": split.seed,
             "test_fraction": split.test_fraction,
+            **search.budget_params(),
             **{f"lib.{k}": v for k, v in versions.items()},
         },
         tags={
@@ -165,6 +175,12 @@ def log_to_mlflow(
         input_example=split.train[list(FEATURE_COLUMNS)].head(5),
         pip_requirements=[f"{k}=={v}" for k, v in versions.items() if v != "absent"],
         train_row_ids=list(model.train_row_ids),
+        datasets={
+            TRAIN_DATASET: (split.train, "training"),
+            TEST_DATASET: (split.test, "test"),
+        },
+        source=source,
+        target=TARGET_COLUMN,
     )
     if pickle_sha is not None:
         subject = pickle_subject(model.model_key, run_id)
@@ -248,6 +264,7 @@ def trained_model(
     mlflow: MlflowResource,
     trust: TrustResource,
     step_cache: StepCacheResource,
+    data: InsuranceDataResource,
 ):
     """Pipeline(feature transformer, TPOT's pipeline) with its interval, logged to MLflow
     once, with the data contract's verdict recorded (signed) against its model key."""
@@ -267,7 +284,9 @@ def trained_model(
         libraries=MODEL_LIBRARIES,
     )
     model: TrainedModel = result.value
-    run_id, created = log_to_mlflow(context, mlflow, trust, model, train_test_split, result.key)
+    run_id, created = log_to_mlflow(
+        context, mlflow, trust, model, train_test_split, tpot_pipeline, data.csv_path, result.key
+    )
     rows = len(train) + len(train_test_split.test)
     evidence = DataEvidence(model.model_key, model.data_version, rows)
     # The contract's judgement does not depend on the policy (the gate has no parameters).

@@ -5,12 +5,23 @@ with the pipeline's key, against the model's key (on its MLflow run) under the p
 
 import dagster as dg
 
-from insurance_pipeline.core.gates.registry import GATES, Gate, GateRegistry, champion_of
+from insurance_pipeline.core.gates.registry import (
+    GATES,
+    Gate,
+    GateRegistry,
+    champion_of,
+    evidence_figures,
+)
 from insurance_pipeline.core.gates.verdicts import Verdict, VerdictLedger
 from insurance_pipeline.resources import GatesResource, MlflowResource, TrustResource
 
 
-def _result(gate: Gate, asset: str, verdict: Verdict) -> dg.AssetCheckResult:
+def _result(gate: Gate, asset: str, verdict: Verdict, evidence) -> dg.AssetCheckResult:
+    """The verdict, with the evidence's figures as numeric metadata (plotted across runs)."""
+    figures = {
+        name: dg.MetadataValue.float(v) if isinstance(v, float) else dg.MetadataValue.int(v)
+        for name, v in evidence_figures(evidence).items()
+    }
     return dg.AssetCheckResult(
         asset_key=asset,
         check_name=gate.check,
@@ -20,6 +31,7 @@ def _result(gate: Gate, asset: str, verdict: Verdict) -> dg.AssetCheckResult:
             "model_key": verdict.model_key,
             "parameters": dg.MetadataValue.json(verdict.parameters),
             "verdict_tag": verdict.tag,
+            **figures,
         },
     )
 
@@ -39,7 +51,7 @@ def _checks_on(asset: str, judged: tuple[Gate, ...]) -> dg.AssetChecksDefinition
         for gate in judged:
             verdict = Verdict.judged(gate, evidence, policy, champion_of(evidence))
             ledger.record(verdict)
-            yield _result(gate, asset, verdict)
+            yield _result(gate, asset, verdict, evidence)
 
     return judge_gates
 

@@ -13,8 +13,8 @@ from fastapi.responses import JSONResponse
 
 from insurance_pipeline.serving.dependencies import StateDep
 from insurance_pipeline.serving.schemas import (
-    HealthResponse,
     HealthStatus,
+    HealthStatusResponse,
     ReadinessResponse,
     ReadinessStatus,
     StartupResponse,
@@ -28,7 +28,9 @@ def _answer(ok: bool, key: str, yes: str, no: str) -> JSONResponse:
     return JSONResponse(status_code=200 if ok else 503, content={key: yes if ok else no})
 
 
-@router.get("", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+@router.get(
+    "", response_model=HealthStatusResponse, responses={503: {"model": HealthStatusResponse}}
+)
 async def health(state: StateDep):
     ok = state.model is not None or not state.started
     return _answer(ok, "health_status", HealthStatus.HEALTHY, HealthStatus.NOT_HEALTHY)

@@ -32,8 +32,8 @@ PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"
 BATCH_PATH = f"/api/models/{MODEL_NAME}/predictions"
 
 
-def _metadata(model: ServedModel) -> ModelMetadata:
-    return ModelMetadata(
+def _metadata(model: ServedModel) -> ModelDetails:
+    return ModelDetails(
         display_name=DISPLAY_NAME,
         qualified_name=MODEL_NAME,
         description=model.manifest.description,
@@ -48,7 +48,7 @@ async def models(state: StateDep):
 
 
 @router.get(
-    "/{model_qualified_name}/metadata", response_model=ModelDetails, responses=METADATA_ERRORS
+    "/{model_qualified_name}/metadata", response_model=ModelMetadata, responses=METADATA_ERRORS
 )
 async def metadata(
     model_qualified_name: Annotated[str, Path(examples=[MODEL_NAME])], state: StateDep
@@ -57,7 +57,7 @@ async def metadata(
         raise ServiceFailure(404, "ModelNotFound", f"no model named {model_qualified_name!r}")
     if state.model is None:
         raise ServiceFailure(503, "ModelNotLoaded", state.unavailable)
-    return ModelDetails(
+    return ModelMetadata(
         **_metadata(state.model).model_dump(),
         input_schema=InsuranceChargesModelInput.model_json_schema(),
         output_schema=InsuranceChargesModelOutput.model_json_schema(),

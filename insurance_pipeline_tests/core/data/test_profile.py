@@ -14,3 +14,11 @@ def test_above_the_cap_the_report_describes_a_seeded_sample(insurance_frame):
     assert sampled.duplicate_rows == whole.duplicate_rows  # counted over every row
     assert "a seeded sample of 300 of 1,338 rows" in sampled.html
     assert "a seeded sample" not in whole.html
+
+
+def test_the_report_has_the_originals_title_and_three_correlation_matrices(insurance_frame):
+    found = profile(insurance_frame.head(300))
+    assert found.correlations == ("kendall", "pearson", "spearman")
+    assert "<title>Insurance Dataset Profile Report</title>" in found.html
+    for name in ("Pearson", "Spearman", "Kendall"):
+        assert name in found.html

@@ -12,9 +12,10 @@ app: {{ .Values.appLabel }}
 
 {{- define "icm.labels" -}}
 {{ include "icm.selectorLabels" . }}
-app.kubernetes.io/name: {{ include "icm.name" . }}
+app.kubernetes.io/name: {{ .Values.appLabel }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: model-service
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- with .Values.model.version }}
