@@ -37,7 +37,7 @@ from insurance_pipeline_tests.helpers import (
     wait_http,
 )
 from tooling import images as base_image
-from tooling.container import running_image
+from tooling.container import inspect_image, running_image
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 GATES = {"r2_floor": 0.5}
@@ -179,14 +179,7 @@ def test_the_image_serves_the_champion_as_uid_10001(
 ):
     image = f"{registry}/{IMAGE_NAME}:v{champion.version}"
     # the original's OCI labels, filled by the deployer
-    inspected = subprocess.run(
-        ["buildah", "inspect", "--type", "image", "--format", "{{json .OCIv1.Config.Labels}}"]
-        + [image],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    labels = json.loads(inspected.stdout)
+    labels = inspect_image(image)["OCIv1"]["config"]["Labels"]
     assert labels["org.opencontainers.image.version"] == str(champion.version)
     assert labels["org.opencontainers.image.revision"] == source_revision()
     created = dt.datetime.fromisoformat(labels["org.opencontainers.image.created"])
