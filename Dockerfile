@@ -27,7 +27,7 @@ COPY insurance_pipeline/serving ./insurance_pipeline/serving
 # Its dependencies only (numpy, FastAPI, uvicorn, pydantic). Then no installer either, and
 # bytecode compiled once here instead of at every start.
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install --no-cache-dir -c constraints.txt . \
+    && /opt/venv/bin/python -m pip install --no-cache-dir -c constraints.txt ".[verify]" \
     && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \
     && find /opt/venv -name "__pycache__" -type d -prune -exec rm -rf {} + \
     && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv
@@ -64,7 +64,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     MODEL_SHA256=${MODEL_SHA256}
 RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json /app/model/
+COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json ${MODEL_DIR}/model.sig /app/model/
 # The build fails unless the baked-in files are the approved ones: MODEL_SHA256 pins the
 # manifest, which pins model.npz; the service's own loader checks both and the reference rows.
 RUN test -n "${MODEL_SHA256}" \

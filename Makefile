@@ -25,14 +25,20 @@ $(STAMP): pyproject.toml constraints.txt scripts/install_helm.py scripts/install
 	bash scripts/install_image_tools.sh
 	@touch $(STAMP)
 
-# Copied under a private name, then renamed: two `make run` started together both succeed.
-# Another DAGSTER_HOME (`.stack/env`, production) keeps its own dagster.yaml: only a missing
-# one is created there.
+# The local instance's config, copied under a private name, then renamed: two `make run`
+# started together both succeed. Another DAGSTER_HOME keeps its own dagster.yaml: only a
+# missing one is created there. In production nothing is written: a DAGSTER_HOME without
+# the production instance config is an error naming it (`.stack/env` gives one that has it).
 ifeq ($(DAGSTER_HOME),$(CURDIR)/.dagster)
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 else
 $(DAGSTER_HOME)/dagster.yaml:
 endif
+	@if [ "$$INSURANCE_DEPLOYMENT" = production ]; then \
+		test -f $@ && exit 0; \
+		echo "INSURANCE_DEPLOYMENT=production: $@ does not exist; copy deploy/dagster/dagster.yaml there" >&2; \
+		exit 2; \
+	fi
 	@mkdir -p $(DAGSTER_HOME)
 	@cp dagster.yaml $@.$$$$.tmp && mv -f $@.$$$$.tmp $@
 
@@ -92,12 +98,16 @@ $(SERVING_VENV)/.installed: $(STAMP) $(SERVICE_SOURCES)
 	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24,<27"
 	$(PY) -m insurance_pipeline.deploy.plan stage-service build/service >/dev/null
 	$(SERVING_VENV)/bin/python -m pip install --quiet --force-reinstall --no-deps build/service
-	$(SERVING_VENV)/bin/python -m pip install --quiet -c constraints.txt build/service
+	$(SERVING_VENV)/bin/python -m pip install --quiet -c constraints.txt "build/service[verify]"
 	@touch $@
 
+# The service is pinned (MODEL_SHA256) to the folder export-champion verified and wrote: any
+# other manifest in that folder is refused. MODEL_TRUSTED_KEY (a PEM public key) also makes it
+# check the folder's OpenSSF signature; INSURANCE_DEPLOYMENT=production requires both.
 serve: install  ## serve the `champion` model on 127.0.0.1:8000 (SERVICE_HOST/SERVICE_PORT)
 	$(PY) -m insurance_pipeline.cli export-champion
-	exec $(SERVING_VENV)/bin/python -m insurance_pipeline.serving
+	@dir=$$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)'); \
+		export MODEL_SHA256=$$(cat "$$dir.sha256") && exec $(SERVING_VENV)/bin/python -m insurance_pipeline.serving
 
 contract: install  ## regenerate service_contract.yaml from the app
 	$(PY) -m tooling.contract

@@ -25,12 +25,8 @@ sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # _readme, and the (unship
 
 from _readme import update_readme_section  # noqa: E402
 
-from insurance_pipeline.defs.deploy.approval import (  # noqa: E402
-    fetch_serving_artifact,
-    served_digest,
-    verified_approval,
-)
 from insurance_pipeline.deploy.plan import DeployTarget, build_command, stage_build_context  # noqa: E402
+from insurance_pipeline.release import Release  # noqa: E402
 from insurance_pipeline.resources import MlflowResource, TrustResource  # noqa: E402
 from tooling.container import image_size_bytes, running_image  # noqa: E402
 from tooling.images import ensure_base_image  # noqa: E402
@@ -62,11 +58,9 @@ def rss_mib(pids: list[int]) -> float:
 
 def fetch(version, workdir: Path) -> tuple[Path, str]:
     """The version's serving artifact, verified against its signed approval, and its pin."""
-    mlflow, trust = MlflowResource.from_settings(), TrustResource.from_settings()
-    approval = verified_approval(mlflow, version, trust)
-    return fetch_serving_artifact(mlflow, version, approval, trust, workdir), served_digest(
-        approval
-    )
+    release = Release.of(MlflowResource.from_settings(), TrustResource.from_settings())
+    approval = release.approval(version)
+    return release.fetch_served(version, approval, workdir), release.served_digest(approval)
 
 
 def build(champion, base: str, workdir: Path) -> tuple[str, float]:

@@ -30,16 +30,15 @@ from _readme import update_readme_section  # noqa: E402
 
 def champion_pipeline():
     """The champion's trained pipeline, unpickled once its signed approval verified."""
-    from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
+    from insurance_pipeline.release import Release
     from insurance_pipeline.resources import MlflowResource, TrustResource
 
-    mlflow, trust = MlflowResource.from_settings(), TrustResource.from_settings()
-    version = mlflow.alias_version("champion")
-    if version is None:
+    release = Release.of(MlflowResource.from_settings(), TrustResource.from_settings())
+    champion = release.champion()
+    if champion is None:
         raise SystemExit("no champion: run `make run` first")
-    approval = verified_approval(mlflow, version, trust)
-    pipeline, _ = load_approved_model(mlflow, version, approval)
-    return int(version.version), pipeline
+    pipeline, _ = release.load_model(champion.version, release.approval(champion.version))
+    return champion.record.version, pipeline
 
 
 def to_onnx(regressor, n_features: int):

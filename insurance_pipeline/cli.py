@@ -28,7 +28,6 @@ def build_run_config(args: argparse.Namespace) -> dict[str, Any]:
             "cv": args.cv,
             "n_jobs": args.n_jobs,
             "max_time_mins": args.max_time_mins,
-            "scheduler_address": args.scheduler_address,
         }.items()
         if v is not None
     }
@@ -169,32 +168,67 @@ def _alive(pid: int) -> bool:
 
 
 def checked_policy(args: argparse.Namespace) -> str | None:
-    """Why the gate settings given on the command line are refused, if they are."""
-    from insurance_pipeline.core.gates.policy import GatePolicy, PolicyError
+    """Why the gate settings given on the command line are refused, if they are: out of
+    range, or, in production, weaker than the environment's policy (INSURANCE_GATE_*)."""
+    from dataclasses import asdict, replace
+
+    from insurance_pipeline.core.gates.policy import PolicyError
+    from insurance_pipeline.settings import environment_policy, required_policy
 
     if args.r2_floor is None:
         return None
     try:
-        GatePolicy(r2_floor=args.r2_floor)
+        policy = replace(environment_policy(), r2_floor=args.r2_floor)
+        floor = required_policy()
     except PolicyError as error:
         return f"--r2-floor: {error}"
+    weaker = policy.weaker_than(floor) if floor else []
+    if weaker:
+        return (
+            "--r2-floor: run config may only tighten this production deployment's policy "
+            f"({asdict(floor)}); weaker: " + ", ".join(weaker)
+        )
+    return None
+
+
+def instance_problem() -> str | None:
+    """In production, DAGSTER_HOME must hold the production instance's config (PostgreSQL
+    storage, deploy/dagster/dagster.yaml), never a local SQLite one."""
+    import yaml
+
+    from insurance_pipeline.settings import DeploySettings
+
+    if not DeploySettings().production:
+        return None
+    config = Path(os.environ["DAGSTER_HOME"]) / "dagster.yaml"
+    try:
+        storage = (yaml.safe_load(config.read_text()) or {}).get("storage") or {}
+    except (OSError, yaml.YAMLError) as error:
+        return f"INSURANCE_DEPLOYMENT=production, but {config} cannot be read: {error}"
+    if "postgres" not in storage:
+        return (
+            f"INSURANCE_DEPLOYMENT=production, but {config} is not the production instance "
+            "config (no PostgreSQL storage): copy deploy/dagster/dagster.yaml there"
+        )
     return None
 
 
 def run(args: argparse.Namespace) -> int:
-    from dagster import DagsterInstance
-
-    from insurance_pipeline.definitions import defs
-    from insurance_pipeline.resources.locks import exclusive
-
     if not os.environ.get("DAGSTER_HOME"):
         print("DAGSTER_HOME is not set; `make run` sets it to .dagster/", file=sys.stderr)
         return 2
-    refused = checked_policy(args)
+    refused = checked_policy(args) or instance_problem()
     if refused:
         print(f"run refused before any step: {refused}", file=sys.stderr)
         return 2
-    job = defs.resolve_job_def("training")
+    if args.scheduler_address:  # the operator's own environment for the run it starts
+        os.environ["DASK_SCHEDULER_ADDRESS"] = args.scheduler_address
+    from dagster import DagsterInstance
+
+    from insurance_pipeline.definitions import build_definitions
+    from insurance_pipeline.resources.locks import exclusive
+
+    job = build_definitions().resolve_job_def("training")
     # One run per state at a time: a second `make run` waits here, then finds every step in
     # the cache, instead of creating the instance's storage twice or racing the registry.
     lock = Path(os.environ["DAGSTER_HOME"]) / RUN_LOCK
@@ -231,30 +265,67 @@ def clean_cache(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_champion(args: argparse.Namespace) -> int:
-    """Resolve the alias in the registry and put its serving artifact where the service
-    reads it (the service itself never talks to MLflow), once its approval and every file
-    verified under the trusted keys."""
-    from insurance_pipeline.core.trust.keys import TrustError
-    from insurance_pipeline.defs.deploy.approval import fetch_serving_artifact, verified_approval
+def pin_path(dest: Path) -> Path:
+    """Where `export-champion` writes the exported folder's pin (its manifest's sha256, as
+    the approval signed it), beside the folder: `make serve` passes it as MODEL_SHA256."""
+    return dest.with_name(dest.name + ".sha256")
+
+
+def _release():
+    from insurance_pipeline.release import Release
     from insurance_pipeline.resources import MlflowResource, TrustResource
+
+    return Release.of(MlflowResource.from_settings(), TrustResource.from_settings())
+
+
+def export_champion(args: argparse.Namespace) -> int:
+    """Put the champion's serving folder where the service reads it (the service itself never
+    talks to MLflow), once the signed champion record, the alias, the approval (in
+    production, under the environment's policy) and every file verified; then its pin."""
+    from insurance_pipeline.core.trust.keys import TrustError
     from insurance_pipeline.serving.settings import ServiceSettings
 
     dest = Path(args.dest) if args.dest else ServiceSettings().artifact_dir
-    mlflow = MlflowResource.from_settings()
     try:
-        found = mlflow.alias_version(args.alias)
-        if found is None:
-            raise LookupError(
-                f"no version of {mlflow.model_name} has the alias {args.alias!r}; "
-                "run `make run` first"
-            )
-        trust = TrustResource.from_settings()
-        fetch_serving_artifact(mlflow, found, verified_approval(mlflow, found, trust), trust, dest)
+        release = _release()
+        version = exported_version(release, args.alias)
+        approval = release.approval(version)
+        release.fetch_served(version, approval, dest)
+        pin_path(dest).write_text(release.served_digest(approval) + "\n")
     except (LookupError, ValueError, TrustError) as error:
         print(f"export-champion: {error}", file=sys.stderr)
         return 1
-    print(f"{args.alias}: version {found.version} -> {dest}")
+    print(f"{args.alias}: version {version.version} -> {dest}")
+    return 0
+
+
+def exported_version(release, alias: str):
+    """`champion`: the version of the latest valid signed record (the alias must agree);
+    another alias (`deployed`): the version it points at, trusted only by its approval."""
+    if alias == CHAMPION_ALIAS:
+        champion = release.champion()
+        if champion is None:
+            raise LookupError(
+                f"{release.mlflow.model_name} has no champion yet; run `make run` first"
+            )
+        return champion.version
+    found = release.mlflow.alias_version(alias)
+    if found is None:
+        raise LookupError(f"no version of {release.mlflow.model_name} has the alias {alias!r}")
+    return found
+
+
+def promote(args: argparse.Namespace) -> int:
+    """Make a registered version champion by hand (a rollback): a new signed champion record
+    for a version whose approval verifies under the current policy."""
+    from insurance_pipeline.core.trust.keys import TrustError
+
+    try:
+        record = _release().promote(args.version, args.reason)
+    except (LookupError, ValueError, TrustError) as error:
+        print(f"promote: {error}", file=sys.stderr)
+        return 1
+    print(f"champion: version {record.version} (record {record.sequence}, {record.reason})")
     return 0
 
 
@@ -268,7 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--cv", type=int)
     p_run.add_argument("--n-jobs", type=int)
     p_run.add_argument("--max-time-mins", type=float)
-    p_run.add_argument("--scheduler-address")
+    p_run.add_argument(
+        "--scheduler-address", help="a Dask scheduler for the search (DASK_SCHEDULER_ADDRESS)"
+    )
     p_run.add_argument("--seed", type=int, help="train/test split seed")
     p_run.add_argument("--r2-floor", type=float)
     p_run.add_argument("--log-level", default="INFO")
@@ -278,8 +351,18 @@ def main(argv: list[str] | None = None) -> int:
     p_export = sub.add_parser("export-champion", help="fetch the served version's artifact")
     p_export.add_argument("--alias", default=CHAMPION_ALIAS)
     p_export.add_argument("--dest", help="default SERVING_ARTIFACT_DIR")
+    p_promote = sub.add_parser(
+        "promote", help="make a registered version champion (a signed record; e.g. a rollback)"
+    )
+    p_promote.add_argument("--version", type=int, required=True)
+    p_promote.add_argument("--reason", required=True, help="why: signed into the record")
     args = parser.parse_args(argv)
-    commands = {"run": run, "clean-cache": clean_cache, "export-champion": export_champion}
+    commands = {
+        "run": run,
+        "clean-cache": clean_cache,
+        "export-champion": export_champion,
+        "promote": promote,
+    }
     return commands[args.command](args)
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from insurance_pipeline.core.gates.policy import GatePolicy, PolicyError
 from insurance_pipeline.domain import layout
 
 _CONFIG = SettingsConfigDict(extra="ignore", populate_by_name=True, protected_namespaces=())
@@ -37,6 +38,9 @@ class StateSettings(BaseSettings):
     data_path: Path | None = Field(default=None, validation_alias="INSURANCE_DATA_PATH")
     # A folder, or object storage (`s3://bucket/prefix`): a URL stays as given.
     cache_dir: str | None = Field(default=None, validation_alias="INSURANCE_CACHE_DIR")
+    # Files that only pass through when the artifacts are remote; unset: a private folder
+    # (mode 0700) made per process under the system's temporary directory.
+    scratch_dir: Path | None = Field(default=None, validation_alias="INSURANCE_SCRATCH_DIR")
     artifacts_dir: str | None = Field(default=None, validation_alias="INSURANCE_ARTIFACTS_DIR")
 
     @model_validator(mode="after")
@@ -73,7 +77,15 @@ class DeploySettings(BaseSettings):
     environment: Literal["local", "production"] = Field(
         default="local", validation_alias="INSURANCE_DEPLOYMENT"
     )
+    # Where the approved model ships, and from what: the operator's, never run config's.
     registry: str = Field(default="registry.local", validation_alias="DEPLOY_REGISTRY")
+    tls_verify: bool = Field(default=True, validation_alias="DEPLOY_TLS_VERIFY")
+    base_image: str | None = Field(default=None, validation_alias="DEPLOY_BASE_IMAGE")
+    image_name: str = Field(default="insurance-charges-model", validation_alias="DEPLOY_IMAGE")
+    release: str = Field(default="insurance-charges-model", validation_alias="DEPLOY_RELEASE")
+    namespace: str = Field(default="model-services", validation_alias="DEPLOY_NAMESPACE")
+    timeout: str = Field(default="5m", validation_alias="DEPLOY_TIMEOUT")
+    max_attempts: int = Field(default=3, ge=1, validation_alias="DEPLOY_MAX_ATTEMPTS")
     builder: Literal["docker", "buildah"] = Field(
         default="docker", validation_alias="DEPLOY_BUILDER"
     )
@@ -111,10 +123,62 @@ class DeploySettings(BaseSettings):
     def volumes(self) -> tuple[str, ...]:
         return tuple(v.strip() for v in self.build_volumes.split(",") if v.strip())
 
-    @field_validator("values_file", "kube_context", "helm_bin", mode="before")
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @field_validator("values_file", "kube_context", "helm_bin", "base_image", mode="before")
     @classmethod
     def _unset_when_empty(cls, value):
         return value or None
+
+
+class GatePolicySettings(BaseSettings):
+    """This deployment's gate policy (INSURANCE_GATE_*): the thresholds every gate judges by
+    unless run config makes them stricter. In `production` a run may only tighten them, and
+    every deployer refuses a version approved under a weaker policy (README "Trust")."""
+
+    model_config = _CONFIG
+    r2_floor: float = Field(default=GatePolicy.r2_floor, validation_alias="INSURANCE_GATE_R2_FLOOR")
+    r2_tolerance: float = Field(
+        default=GatePolicy.r2_tolerance, validation_alias="INSURANCE_GATE_R2_TOLERANCE"
+    )
+    mae_tolerance: float = Field(
+        default=GatePolicy.mae_tolerance, validation_alias="INSURANCE_GATE_MAE_TOLERANCE"
+    )
+    coverage_low: float = Field(
+        default=GatePolicy.coverage_low, validation_alias="INSURANCE_GATE_COVERAGE_LOW"
+    )
+    coverage_high: float = Field(
+        default=GatePolicy.coverage_high, validation_alias="INSURANCE_GATE_COVERAGE_HIGH"
+    )
+
+    def policy(self) -> GatePolicy:
+        """The policy; a value outside its range is refused naming its variable."""
+        try:
+            return GatePolicy(**self.model_dump())
+        except PolicyError as error:
+            raise PolicyError(f"INSURANCE_GATE_*: {error}") from None
+
+
+def environment_policy() -> GatePolicy:
+    return GatePolicySettings().policy()
+
+
+def required_policy() -> GatePolicy | None:
+    """The policy a deployer holds every approval to: this environment's in `production`;
+    none in `local`, where tiny runs approve under any in-range policy (the approval records
+    which)."""
+    return environment_policy() if DeploySettings().production else None
+
+
+class CacheSettings(BaseSettings):
+    """Bounds on what a step-cache read accepts: a larger entry is a miss, with a warning."""
+
+    model_config = _CONFIG
+    max_entry_bytes: int = Field(
+        default=8 * 1024**3, ge=1, validation_alias="INSURANCE_CACHE_MAX_ENTRY_BYTES"
+    )
 
 
 class ScheduleSettings(BaseSettings):
@@ -129,9 +193,11 @@ class TrustSettings(BaseSettings):
     signing_key: Path | None = Field(default=None, validation_alias="INSURANCE_SIGNING_KEY")
     trusted_keys: str | None = Field(default=None, validation_alias="INSURANCE_TRUSTED_KEYS")
 
-    def signing_key_path(self, environment: str, state_dir: Path) -> Path:
+    def signing_key_path(self, environment: str, state_dir: Path) -> Path | None:
         """The private key's path. In `local` it defaults to one generated on first use under
-        the state directory; in `production` it must be given."""
+        the state directory; in `production` it is given where statements are signed (the
+        run pods) and absent elsewhere (None: this process only verifies, with
+        INSURANCE_TRUSTED_KEYS)."""
         from insurance_pipeline.core.trust.keys import TrustError, generate_key
 
         if self.signing_key is not None:
@@ -143,10 +209,14 @@ class TrustSettings(BaseSettings):
                 )
             return path
         if environment == "production":
-            raise TrustError(
-                "INSURANCE_SIGNING_KEY is not set: in production the pipeline's private "
-                "signing key (a PEM file, e.g. a mounted Secret) is required"
-            )
+            if not self.trusted_key_paths():
+                raise TrustError(
+                    "INSURANCE_SIGNING_KEY is not set, nor INSURANCE_TRUSTED_KEYS: in "
+                    "production the pipeline's private signing key (a PEM file, e.g. a mounted "
+                    "Secret) is required where statements are signed, and the trusted public "
+                    "keys wherever they are checked"
+                )
+            return None
         return generate_key(state_dir / layout.SIGNING_KEY)
 
     def trusted_key_paths(self) -> tuple[Path, ...]:

@@ -180,18 +180,16 @@ def run_selection(keys, **resource_config):
         )
 
 
-def deploy(version: int, deployer, tags: dict | None = None, gates=None):
-    """The deploy job for one version, with this deployer (and this deployment's policy)."""
+def deploy(version: int, deployer, tags: dict | None = None):
+    """The deploy job for one version, with this deployer."""
     from dagster import DagsterInstance
-
-    from insurance_pipeline.resources import GatesResource
 
     job = definitions().resolve_job_def("deploy")
     with DagsterInstance.get() as instance:
         return job.execute_in_process(
             run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
             instance=instance,
-            resources={"deployer": deployer, "gates": gates or GatesResource()},
+            resources={"deployer": deployer},
             tags=tags,
             raise_on_error=False,
         )
@@ -202,7 +200,7 @@ def evaluate_sensor(deployer=None):
     from dagster import DagsterInstance, build_sensor_context
 
     from insurance_pipeline.defs.deploy.sensor import SENSOR_NAME
-    from insurance_pipeline.resources import DeployRunnerResource, GatesResource
+    from insurance_pipeline.resources import DeployRunnerResource
 
     defs = definitions()
     with DagsterInstance.get() as instance:
@@ -212,7 +210,6 @@ def evaluate_sensor(deployer=None):
             resources={
                 "mlflow": mlflow(),
                 "deployer": deployer or DeployRunnerResource(),
-                "gates": GatesResource(),
                 "trust": trust(),
             },
         )
@@ -322,6 +319,14 @@ def trust():
     from insurance_pipeline.resources import TrustResource
 
     return TrustResource.from_settings()
+
+
+def release():
+    """The release (approvals, the champion record, verified fetches) for the current
+    environment."""
+    from insurance_pipeline.release import Release
+
+    return Release.of(mlflow(), trust())
 
 
 def registry_state() -> tuple[list[int], int | None]:

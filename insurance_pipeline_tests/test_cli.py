@@ -38,7 +38,7 @@ def test_clean_cache_empties_the_step_cache(tmp_path):
 def test_export_champion_without_a_champion_says_what_to_do(tmp_path):
     proc = cli(tmp_path, "export-champion", "--dest", str(tmp_path / "served"))
     assert proc.returncode == 1
-    assert "no version of insurance_charges_model has the alias 'champion'" in proc.stderr
+    assert "insurance_charges_model has no champion yet" in proc.stderr
     assert "make run" in proc.stderr
 
 

@@ -119,7 +119,10 @@ def test_the_deployment_name_chooses_the_resources(deployment, expected):
             INSURANCE_SIGNING_KEY=str(SESSION_KEY),  # production requires its key
         )
     code = (
-        "from insurance_pipeline.definitions import defs; d = defs.resources['deployer']; "
+        "from dagster import build_resources\n"
+        "from insurance_pipeline.definitions import defs\n"
+        "with build_resources({'deployer': defs.resources['deployer']}) as built:\n"
+        "    d = built.deployer\n"
         "print(d.mode, d.builder, d.registry)"
     )
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

@@ -99,16 +99,24 @@ def running_image(
 
 
 def run_in_image(
-    image: str, *command: str, user: str = "10001:10001", timeout: float = 300
+    image: str,
+    *command: str,
+    user: str = "10001:10001",
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+    volumes: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess:
-    """`command` run once in a fresh container of `image`, its output captured."""
+    """`command` run once in a fresh container of `image`, its output captured; `env` set in
+    it and `volumes` (SRC:DST[:ro]) mounted, as a pod's would be."""
     name = subprocess.run(
         ["buildah", "from", image], check=True, capture_output=True, text=True
     ).stdout.strip()
+    options = [f"--env={key}={value}" for key, value in (env or {}).items()]
+    options += [f"--volume={volume}" for volume in volumes]
     try:
         return subprocess.run(
             ["buildah", "run", "--isolation", "chroot", "--network", "host", "--user", user]
-            + [name, "--", *command],
+            + [*options, name, "--", *command],
             capture_output=True,
             text=True,
             timeout=timeout,

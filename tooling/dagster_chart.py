@@ -260,6 +260,43 @@ def container_context(deployment: dict) -> dict:
     }
 
 
+def code_server_environment(values: dict, secrets: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The environment of the code location's pod as the chart makes it: the pod settings,
+    its `env`, and every key of each of its `envSecrets` (whose contents `secrets` gives, by
+    secret name: a missing one is an error, as a pod would not start)."""
+    deployment = code_location(values)
+    env = dict(pod_environment(values))
+    env.pop("DAGSTER_PG_PASSWORD")
+    for source in deployment.get("envSecrets") or []:
+        if source["name"] not in secrets:
+            raise ChartValuesError(f"secret {source['name']} is referenced but not given")
+        env |= secrets[source["name"]]
+    env |= {item["name"]: item["value"] for item in deployment.get("env") or []}
+    return env
+
+
+def code_server_mounts(values: dict) -> dict[str, str]:
+    """The code location pod's mounts: volume name -> path in the container."""
+    return {m["name"]: m["mountPath"] for m in code_location(values).get("volumeMounts") or []}
+
+
+def referenced_objects(values: dict) -> set[tuple[str, str]]:
+    """Every (kind, name) of a Secret or ConfigMap the values reference."""
+    found = {("secret", values["global"]["postgresqlSecretName"])}
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    deployment = code_location(values)
+    holders = [values["dagsterWebserver"], values["dagsterDaemon"], deployment, launcher]
+    for holder in holders:
+        found |= {("secret", s["name"]) for s in holder.get("envSecrets") or []}
+        found |= {("configmap", c["name"]) for c in holder.get("envConfigMaps") or []}
+        for volume in holder.get("volumes") or []:
+            if "secret" in volume:
+                found.add(("secret", volume["secret"]["secretName"]))
+            if "configMap" in volume:
+                found.add(("configmap", volume["configMap"]["name"]))
+    return found
+
+
 class RecordedJobs:
     """Kubernetes' batch API at the true edge (there is no cluster here): each Job dagster-k8s
     would create, recorded exactly as it would have been sent."""

@@ -8,10 +8,15 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def patched_environ(values: dict[str, str]) -> Iterator[None]:
-    """Set `values` in os.environ for the block; afterwards each is as it was (or unset)."""
+def patched_environ(values: dict[str, str | None]) -> Iterator[None]:
+    """Set `values` in os.environ for the block (None: unset it); afterwards each is as it
+    was (or unset)."""
     saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     try:
         yield
     finally:

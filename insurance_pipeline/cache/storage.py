@@ -11,6 +11,7 @@ and `list`. Nothing depends on file modification times.
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +20,10 @@ from pathlib import Path
 
 class StorageError(OSError):
     """The storage could not be read or written; the message names it."""
+
+
+class RefusedRead(StorageError):
+    """What is at the path is not a regular file, or is larger than the reader allows."""
 
 
 @dataclass(frozen=True)
@@ -35,16 +40,37 @@ class LocalStorage:
     def _path(self, rel: str) -> Path:
         return self.root / rel
 
-    def read(self, rel: str) -> bytes:
+    def read(self, rel: str, max_bytes: int | None = None) -> bytes:
+        """The file's bytes. Opened without blocking and checked on the open descriptor: a
+        FIFO, a device or a file over `max_bytes` is refused (`RefusedRead`), never waited
+        on or read whole."""
+        path = self._path(rel)
         try:
-            return self._path(rel).read_bytes()
+            handle = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             raise
         except OSError as error:
-            raise StorageError(f"cannot read {self._path(rel)}: {error}") from error
+            raise StorageError(f"cannot read {path}: {error}") from error
+        try:
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode):
+                raise RefusedRead(f"{path} is not a regular file")
+            with os.fdopen(os.dup(handle), "rb") as file:
+                # past the bound, one byte more than allowed is read: never the whole file
+                data = file.read() if max_bytes is None else file.read(max_bytes + 1)
+            if max_bytes is not None and len(data) > max_bytes:
+                raise RefusedRead(f"{path} is larger than the {max_bytes:,} bytes allowed")
+            return data
+        except RefusedRead:
+            raise
+        except OSError as error:
+            raise StorageError(f"cannot read {path}: {error}") from error
+        finally:
+            os.close(handle)
 
     def exists(self, rel: str) -> bool:
-        return self._path(rel).is_file()
+        """Anything at the path (a file, or something a reader will refuse)."""
+        return os.path.lexists(self._path(rel))
 
     def _staged(self, rel: str, data: bytes) -> Path:
         """`data` in a new private file beside `rel` (removed again if it cannot be written
@@ -124,13 +150,20 @@ class ObjectStorage:
             f"cannot {action} {self.url}/{rel} at {self.endpoint}: {type(error).__name__}: {error}"
         )
 
-    def read(self, rel: str) -> bytes:
+    def read(self, rel: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; past `max_bytes` it is refused (`RefusedRead`) after reading
+        one byte more than allowed, never whole."""
         try:
-            return self.fs.cat_file(self._path(rel))
+            if max_bytes is None:
+                return self.fs.cat_file(self._path(rel))
+            data = self.fs.cat_file(self._path(rel), start=0, end=max_bytes + 1)
         except FileNotFoundError:
             raise
         except Exception as error:  # noqa: BLE001 - botocore, aiohttp: named, re-raised
             raise self._fail("read", rel, error) from error
+        if len(data) > max_bytes:
+            raise RefusedRead(f"{self.url}/{rel} is larger than the {max_bytes:,} bytes allowed")
+        return data
 
     def exists(self, rel: str) -> bool:
         try:

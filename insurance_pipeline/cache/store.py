@@ -30,8 +30,8 @@ from typing import Any
 import joblib
 
 from insurance_pipeline.cache.codec import decode, encode
-from insurance_pipeline.cache.storage import StorageError, storage_for
-from insurance_pipeline.core.trust.keys import Signer, Verifier
+from insurance_pipeline.cache.storage import RefusedRead, StorageError, storage_for
+from insurance_pipeline.core.trust.keys import Signer, TrustError, Verifier
 from insurance_pipeline.core.trust.statements import (
     UntrustedStatement,
     open_statement,
@@ -39,6 +39,7 @@ from insurance_pipeline.core.trust.statements import (
 )
 
 META_FILE = "meta.json"
+META_MAX_BYTES = 1024 * 1024  # a signed statement of a few hundred bytes
 LAST_USED_FILE = "last-used"
 STATEMENT = "step-cache-entry"
 
@@ -107,8 +108,10 @@ class StepCache:
         signer: Signer | None = None,
         verifier: Verifier | None = None,
         warn: Callable[[str], None] | None = None,
+        max_entry_bytes: int | None = None,
     ):
         self.storage = storage_for(root)
+        self.max_entry_bytes = max_entry_bytes  # a larger value is refused: a miss
         self.root = self.storage.url
         self.bytes_limit = bytes_limit
         self.signer = signer
@@ -123,14 +126,16 @@ class StepCache:
         return self.storage.exists(f"{step}/{key}/{META_FILE}")
 
     def _meta(self, step: str, key: str) -> dict:
+        entry = self.entry_url(step, key)
         try:
-            text = self.storage.read(f"{step}/{key}/{META_FILE}").decode()
+            text = self.storage.read(f"{step}/{key}/{META_FILE}", META_MAX_BYTES).decode()
         except FileNotFoundError as error:
             raise CacheEntryMissing(
                 f"step cache has no entry for {step} (key {key}) under {self.root}: it was "
                 f"pruned or never stored; materialize {step} again"
             ) from error
-        entry = self.entry_url(step, key)
+        except (RefusedRead, UnicodeDecodeError) as error:
+            raise CacheIntegrityError(f"step cache entry {entry}: {error}") from None
         try:
             meta = open_statement(text, STATEMENT, self.verifier)
         except UntrustedStatement as error:
@@ -147,9 +152,11 @@ class StepCache:
         meta = self._meta(step, key)
         value_path = f"{step}/{key}/{meta['value']}"
         try:
-            data = self.storage.read(value_path)
+            data = self.storage.read(value_path, self.max_entry_bytes)
         except FileNotFoundError:
             data = b""
+        except RefusedRead as error:
+            raise CacheIntegrityError(f"step cache entry refused: {error}") from None
         actual = hashlib.sha256(data).hexdigest() if data else "missing"
         if actual != meta["sha256"]:
             raise CacheIntegrityError(
@@ -166,6 +173,11 @@ class StepCache:
     def store(self, step: str, key: str, value: Any) -> CachedResult:
         """The value first, under its own name, then its signed metadata created: one writer
         of a key wins whole. A refused entry already there is replaced."""
+        if self.signer is None:
+            raise TrustError(
+                f"cannot store {step} in the step cache: this process has no signing key "
+                "(INSURANCE_SIGNING_KEY)"
+            )
         fmt, data = encode(value)
         name = f"value-{uuid.uuid4().hex[:16]}.bin"
         self.storage.write(f"{step}/{key}/{name}", data)
@@ -219,8 +231,8 @@ class StepCache:
     def _last_use(self, entry: str) -> float:
         for name, read in ((LAST_USED_FILE, float), (META_FILE, _created)):
             try:
-                return read(self.storage.read(f"{entry}/{name}").decode())
-            except (FileNotFoundError, ValueError, KeyError, TypeError):
+                return read(self.storage.read(f"{entry}/{name}", META_MAX_BYTES).decode())
+            except (FileNotFoundError, StorageError, ValueError, KeyError, TypeError):
                 continue
         return 0.0
 

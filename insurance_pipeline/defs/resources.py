@@ -1,8 +1,14 @@
 """The resources, chosen by environment (INSURANCE_DEPLOYMENT), as Dagster's
 project_fully_featured example does: `local` (embedded; deploys are recorded, not run) or
-`production` (real build, push and rollout). The graph is the same in both."""
+`production` (real build, push and rollout). The graph is the same in both.
 
-import os
+**The trust root is the operator's environment.** The resources that carry trust, identity
+or a destination (the keys, the data and artifact locations, MLflow, the step cache, Dask,
+the deployer) are bound with `environment_only`: their values are read from the environment
+when the code location (or a run's process) loads, and their run config schema is empty, so
+Dagster refuses, at launch and by every path (CLI, GraphQL, the UI's launchpad, schedules,
+sensors), a run whose config names any of their keys. Only `gates` takes run config, and in
+`production` only to be stricter than INSURANCE_GATE_* (`GatesResource`)."""
 
 import dagster as dg
 
@@ -15,62 +21,49 @@ from insurance_pipeline.resources import (
     StepCacheIOManager,
     StepCacheResource,
 )
-from insurance_pipeline.resources.mlflow import local_artifact_root
 from insurance_pipeline.resources.trust import TrustResource
-from insurance_pipeline.settings import (
-    DeploySettings,
-    MlflowSettings,
-    SearchSettings,
-    StateSettings,
+from insurance_pipeline.settings import DeploySettings, SearchSettings, StateSettings
+
+ENVIRONMENT_ONLY = (
+    'From the operator\'s environment only: run config cannot set it (README "Trust").'
 )
 
 
-def _from_env(name: str, resolved: str):
-    """An EnvVar when the variable is set (resolved when a run starts, and kept out of the UI
-    and the run config: a URI may hold a password), else the default resolved now."""
-    return dg.EnvVar(name) if os.environ.get(name) else resolved
-
-
-def resources_for(
-    state: StateSettings, mlflow: MlflowSettings, deploy: DeploySettings
-) -> dict[str, object]:
-    trust = TrustResource.from_settings(deploy.environment, state.state_dir)
-    step_cache = StepCacheResource(
-        root_dir=_from_env("INSURANCE_CACHE_DIR", str(state.cache_dir)), trust=trust
+def environment_only(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:
+    """`resource`, configured from the environment, with a run config schema that accepts
+    nothing: a run whose config sets one of its keys is refused, naming the key."""
+    if isinstance(resource, dg.ConfigurableIOManager):
+        return dg.IOManagerDefinition(
+            resource_fn=lambda _: resource, config_schema={}, description=ENVIRONMENT_ONLY
+        )
+    return dg.ResourceDefinition(
+        resource_fn=lambda _: resource, config_schema={}, description=ENVIRONMENT_ONLY
     )
-    return {
+
+
+def resources_for(state: StateSettings, deploy: DeploySettings) -> dict[str, object]:
+    trust = TrustResource.from_settings(deploy.environment, state.state_dir)
+    step_cache = StepCacheResource(root_dir=str(state.cache_dir), trust=trust)
+    pinned = {
         "data": InsuranceDataResource(
-            csv_path=_from_env("INSURANCE_DATA_PATH", str(state.data_path)),
-            artifacts_dir=_from_env("INSURANCE_ARTIFACTS_DIR", str(state.artifacts_dir)),
+            csv_path=str(state.data_path),
+            artifacts_dir=str(state.artifacts_dir),
+            scratch_dir=str(state.scratch_dir or ""),
         ),
-        "mlflow": MlflowResource(
-            tracking_uri=_from_env("MLFLOW_TRACKING_URI", mlflow.tracking_uri),
-            registry_uri=_from_env("MLFLOW_REGISTRY_URI", mlflow.registry_uri),
-            experiment_name=mlflow.experiment,
-            artifact_root=local_artifact_root(mlflow.tracking_uri, state.artifacts_dir),
-        ),
+        "mlflow": MlflowResource.from_settings(),
         "step_cache": step_cache,
         # The step cache is also the store Dagster loads asset values from: one store.
         "io_manager": StepCacheIOManager(step_cache=step_cache),
-        "gates": GatesResource(),
         "trust": trust,
-        "dask": DaskResource(
-            scheduler_address=_from_env(
-                "DASK_SCHEDULER_ADDRESS", SearchSettings().scheduler_address
-            )
-        ),
-        "deployer": DeployRunnerResource(
-            mode="execute" if deploy.environment == "production" else "dry-run",
-            registry=deploy.registry,
-            builder=deploy.builder,
-            values_files=[deploy.values_file] if deploy.values_file else [],
-            kube_context=deploy.kube_context,
-        ),
+        "dask": DaskResource(scheduler_address=SearchSettings().scheduler_address),
+        "deployer": DeployRunnerResource.from_settings(),
+    }
+    return {
+        **{name: environment_only(resource) for name, resource in pinned.items()},
+        "gates": GatesResource.from_settings(),
     }
 
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(
-        resources=resources_for(StateSettings(), MlflowSettings(), DeploySettings())
-    )
+    return dg.Definitions(resources=resources_for(StateSettings(), DeploySettings()))

@@ -23,6 +23,8 @@ from typing import Any
 
 import yaml
 
+from insurance_pipeline.core.redact import without_credentials
+
 PROJECT = Path(__file__).resolve().parents[2]
 CHART = PROJECT / "deploy" / "helm" / "insurance-charges-model"
 # The service's distribution: its pyproject and the packages it ships (the service and the
@@ -130,9 +132,15 @@ def validate_digest(digest: str) -> str:
 
 
 def helm_values(
-    target: DeployTarget, version: int, model_sha256: str, digest: str | None = None
+    target: DeployTarget,
+    version: int,
+    model_sha256: str,
+    digest: str | None = None,
+    trusted_key: str = "",
 ) -> dict[str, Any]:
-    """The chart values the deploy path sets (nested, as a values file holds them)."""
+    """The chart values the deploy path sets (nested, as a values file holds them);
+    `trusted_key`, the PEM of the key that signed the folder, makes the pod check it."""
+    model = {"version": str(version), "sha256": model_sha256}
     return {
         "namespace": target.namespace,
         "image": {
@@ -140,7 +148,7 @@ def helm_values(
             "tag": image_tag(version),
             "digest": digest or "",
         },
-        "model": {"version": str(version), "sha256": model_sha256},
+        "model": {**model, "trustedKey": trusted_key} if trusted_key else model,
     }
 
 
@@ -227,6 +235,12 @@ def source_revision(
     except (OSError, subprocess.SubprocessError):
         return default
     return found.stdout.strip() or default
+
+
+def published_source(root: Path = PROJECT) -> str:
+    """Where the project is published (git remote `origin`), without any user, password or
+    token a remote URL may hold: it becomes an image label, a command line and metadata."""
+    return without_credentials(source_revision(root, ("remote", "get-url", "origin"), ""))
 
 
 def push_command(target: DeployTarget, *, version: int, digest_file: Path, binary: str):

@@ -5,6 +5,7 @@ from pydantic import Field
 
 from insurance_pipeline.cache.store import CacheIntegrityError, StepCache
 from insurance_pipeline.resources.trust import TrustResource
+from insurance_pipeline.settings import CacheSettings
 
 CACHE_KEY = "cache_key"
 
@@ -24,9 +25,10 @@ class StepCacheResource(ConfigurableResource):
         return StepCache(
             self.root_dir,
             bytes_limit=self.bytes_limit,
-            signer=self.trust.signer(),
+            signer=self.trust.signer() if self.trust.can_sign else None,
             verifier=self.trust.verifier(),
             warn=warn,
+            max_entry_bytes=CacheSettings().max_entry_bytes,
         )
 
 

@@ -19,6 +19,11 @@ class InsuranceDataResource(ConfigurableResource):
     artifacts_dir: str = Field(
         description="Reports and profiles: a folder or s3://bucket/prefix (INSURANCE_ARTIFACTS_DIR)"
     )
+    scratch_dir: str = Field(
+        default="",
+        description="Files that only pass through, when the artifacts are not local: a folder "
+        "made mode 0700 (INSURANCE_SCRATCH_DIR; default: a private temporary folder)",
+    )
 
     def csv(self) -> Path:
         path = Path(self.csv_path)
@@ -43,13 +48,25 @@ class InsuranceDataResource(ConfigurableResource):
 
     def workdir(self, *parts: str) -> Path:
         """A local folder for files that only pass through: under the artifacts folder when
-        it is local, else under the system's temporary folder (nothing in the state)."""
+        it is local, else under this state's scratch folder (mode 0700: never a folder of the
+        system's temporary directory that other users or stacks share)."""
         storage = self._storage
-        base = (
-            storage.root
-            if isinstance(storage, LocalStorage)
-            else (Path(tempfile.gettempdir()) / "insurance-pipeline")
-        )
+        if isinstance(storage, LocalStorage):
+            base = storage.root
+        else:
+            base = Path(self.scratch_dir) if self.scratch_dir else _private_scratch()
+            base.mkdir(parents=True, exist_ok=True, mode=0o700)
+            base.chmod(0o700)
         folder = base.joinpath(*parts)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+_SCRATCH: list[Path] = []
+
+
+def _private_scratch() -> Path:
+    """One private folder (mode 0700) for this process, made on first use."""
+    if not _SCRATCH:
+        _SCRATCH.append(Path(tempfile.mkdtemp(prefix="insurance-scratch-")))
+    return _SCRATCH[0]

@@ -5,7 +5,10 @@ modes. Which one a deployment uses is chosen by INSURANCE_DEPLOYMENT (see defini
 The programs it runs (helm, docker, buildah) and the volumes a build may mount come from the
 deployment's environment (`DeploySettings`: DEPLOY_HELM_BIN, DEPLOY_DOCKER_BIN,
 DEPLOY_BUILDAH_BIN, DEPLOY_BUILD_VOLUMES), never from run config: whoever can launch a run
-cannot choose an executable."""
+cannot choose an executable. Nor can it choose where the model ships or what it is built
+from: the Definitions bind `from_settings()` with `defs.resources.environment_only`."""
+
+from __future__ import annotations
 
 import shutil
 import subprocess
@@ -72,11 +75,25 @@ class DeployRunnerResource(ConfigurableResource):
         description="the sensor retries a failed deploy of a version at most this many times",
     )
 
-    @property
-    def enforces_policy(self) -> bool:
-        """A real rollout (production) refuses versions approved under a weaker policy than
-        this deployment's own `gates`."""
-        return self.mode == "execute"
+    @classmethod
+    def from_settings(cls) -> DeployRunnerResource:
+        """This environment's deployer (DEPLOY_*): `execute` in production, `dry-run` in
+        local; the registry, base image, TLS and names as the operator set them."""
+        tools = DeploySettings()
+        return cls(
+            mode="execute" if tools.production else "dry-run",
+            builder=tools.builder,
+            tls_verify=tools.tls_verify,
+            base_image=tools.base_image,
+            values_files=[tools.values_file] if tools.values_file else [],
+            registry=tools.registry,
+            image_name=tools.image_name,
+            release=tools.release,
+            namespace=tools.namespace,
+            timeout=tools.timeout,
+            kube_context=tools.kube_context,
+            max_attempts=tools.max_attempts,
+        )
 
     def helm(self) -> str:
         return DeploySettings().helm_bin or _default_helm()

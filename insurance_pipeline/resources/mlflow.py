@@ -9,6 +9,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -26,6 +27,15 @@ from insurance_pipeline.domain.schema import (  # noqa: F401 - the aliases, re-e
 )
 from insurance_pipeline.resources.locks import exclusive
 
+# MLflow's own retry and timeout settings, so that an unreachable tracking server fails the
+# step within about 30 s naming its URI (MLflow's defaults retry for about 5 minutes):
+# 3 attempts of at most 8 s each, 1 s and 2 s apart.
+FAIL_FAST = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "0.5",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "8",
+}
 # Tags on a model's run and on its registered versions.
 MODEL_KEY_TAG = "model_key"
 PICKLE_TAG = "model_pickle"  # signed: the logged model's pickle sha256, as written
@@ -136,6 +146,9 @@ class MlflowResource(ConfigurableResource):
 
     def client(self):
         from mlflow import MlflowClient
+
+        for name, value in FAIL_FAST.items():  # unless the operator chose otherwise
+            os.environ.setdefault(name, value)
 
         try:
             with _store_creation(self.tracking_uri, self.active_registry_uri) as creating:
@@ -326,6 +339,20 @@ class MlflowResource(ConfigurableResource):
 
     def set_alias(self, alias: str, version: str | int) -> None:
         self.client().set_registered_model_alias(self.model_name, alias, str(version))
+
+    def registered_state(self) -> tuple[dict[str, str], dict[str, int]]:
+        """The registered model's (tags, aliases); both empty when it does not exist yet."""
+        try:
+            registered = self.client().get_registered_model(self.model_name)
+        except RegistryError as error:
+            if _is_not_found(error):
+                return {}, {}
+            raise
+        aliases = {name: int(version) for name, version in (registered.aliases or {}).items()}
+        return dict(registered.tags or {}), aliases
+
+    def set_registered_tag(self, key: str, value: str) -> None:
+        self.client().set_registered_model_tag(self.model_name, key, value)
 
     # --- files (fetched as they are: callers verify them against signed digests) ---------
     def download(self, run_id: str, artifact_path: str, dest: Path) -> Path:

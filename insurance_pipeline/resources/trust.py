@@ -1,5 +1,7 @@
 """The pipeline's keys, as a resource: a `Signer` (the private key) for whatever records a
-statement, and a `Verifier` (the trusted public keys) for whatever believes one."""
+statement, and a `Verifier` (the trusted public keys) for whatever believes one. Its values
+come from the operator's environment only (INSURANCE_SIGNING_KEY, INSURANCE_TRUSTED_KEYS):
+the Definitions bind it with `defs.resources.environment_only`, so no run config moves it."""
 
 from __future__ import annotations
 
@@ -8,11 +10,15 @@ from pathlib import Path
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from insurance_pipeline.core.trust.keys import Signer, Verifier
+from insurance_pipeline.core.trust.keys import Signer, TrustError, Verifier
 
 
 class TrustResource(ConfigurableResource):
-    signing_key: str = Field(description="The private signing key, PEM (INSURANCE_SIGNING_KEY)")
+    signing_key: str = Field(
+        default="",
+        description="The private signing key, PEM (INSURANCE_SIGNING_KEY); empty where this "
+        "process only verifies",
+    )
     trusted_keys: list[str] = Field(
         default_factory=list,
         description="Trusted public keys, PEM (INSURANCE_TRUSTED_KEYS); empty: the signing "
@@ -31,11 +37,23 @@ class TrustResource(ConfigurableResource):
             environment or DeploySettings().environment, state_dir or StateSettings().state_dir
         )
         return cls(
-            signing_key=str(path), trusted_keys=[str(p) for p in settings.trusted_key_paths()]
+            signing_key=str(path) if path else "",
+            trusted_keys=[str(p) for p in settings.trusted_key_paths()],
         )
 
+    @property
+    def can_sign(self) -> bool:
+        return bool(self.signing_key)
+
     def signer(self) -> Signer:
+        if not self.signing_key:
+            raise TrustError(
+                "INSURANCE_SIGNING_KEY is not set: this process holds only the trusted public "
+                "keys, and signing a statement needs the pipeline's private key (mounted where "
+                "runs execute)"
+            )
         return Signer(Path(self.signing_key))
 
     def verifier(self) -> Verifier:
-        return Verifier.of(self.signer(), tuple(Path(p) for p in self.trusted_keys))
+        signer = self.signer() if self.can_sign else None
+        return Verifier.of(signer, tuple(Path(p) for p in self.trusted_keys))

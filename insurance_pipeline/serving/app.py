@@ -56,7 +56,11 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.service = load_model(
-            settings.artifact_dir, settings.model_sha256, settings.log_prediction_inputs
+            settings.artifact_dir,
+            settings.model_sha256,
+            settings.log_prediction_inputs,
+            trusted_key=settings.trusted_key,
+            production=settings.deployment == "production",
         )
         app.state.model_threads = ModelThreads(settings.model_threads)
         yield

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,12 @@ class ServiceSettings(BaseSettings):
     )
     # The one model this deployment may load (set by the image and the chart).
     model_sha256: str | None = Field(default=None, validation_alias="MODEL_SHA256")
+    # The pipeline's public key: the folder's OpenSSF signature must verify under it. In
+    # production (set by the chart) it is required, and an unsigned folder is refused.
+    trusted_key: Path | None = Field(default=None, validation_alias="MODEL_TRUSTED_KEY")
+    deployment: Literal["local", "production"] = Field(
+        default="local", validation_alias="INSURANCE_DEPLOYMENT"
+    )
     app_name: str = Field(default="insurance-charges-model", validation_alias="APP_NAME")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     # The original logs every prediction's inputs; they are health data.
@@ -55,7 +62,7 @@ class ServiceSettings(BaseSettings):
     # Threads that run batch predictions, off the event loop (the probes never wait on them).
     model_threads: int = Field(default=2, ge=1, le=32, validation_alias="SERVICE_MODEL_THREADS")
 
-    @field_validator("model_sha256", mode="before")
+    @field_validator("model_sha256", "trusted_key", mode="before")
     @classmethod
     def _unset_when_empty(cls, value):
         return value or None

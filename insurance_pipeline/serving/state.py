@@ -14,6 +14,7 @@ from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.artifact import ArtifactError, Manifest, load_artifact
 from insurance_pipeline.serving.compiled import CompiledModel
 from insurance_pipeline.serving.logging import PredictionLog
+from insurance_pipeline.serving.signature import verify_signature
 
 log = logging.getLogger("insurance_pipeline.serving")
 
@@ -119,12 +120,25 @@ class ServiceState:
 
 
 def load_model(
-    artifact_dir: Path, expected_sha256: str | None = None, log_inputs: bool = True
+    artifact_dir: Path,
+    expected_sha256: str | None = None,
+    log_inputs: bool = True,
+    trusted_key: Path | None = None,
+    production: bool = False,
 ) -> ServiceState:
     """A started state with the verified model, or with the reason it was refused (the
-    process keeps running and says so on its health endpoints)."""
+    process keeps running and says so on its health endpoints). With `trusted_key` the
+    folder's OpenSSF signature must verify under it; in `production` the key, the pin and
+    the signature are all required."""
     state = ServiceState(started=True)
     try:
+        if production and not (trusted_key and expected_sha256):
+            raise ArtifactError(
+                "INSURANCE_DEPLOYMENT=production: MODEL_TRUSTED_KEY and MODEL_SHA256 are "
+                "required (the folder's signature and pin are checked before it is served)"
+            )
+        if trusted_key is not None:
+            verify_signature(artifact_dir, trusted_key)
         loaded = load_artifact(artifact_dir, expected_sha256)
         manifest = loaded.manifest
         if manifest.model_name != MODEL_NAME:

@@ -232,3 +232,49 @@ def test_a_missing_entry_says_which_step_to_materialize(tmp_path):
 
     with pytest.raises(CacheEntryMissing, match="materialize trained_model again"):
         StepCache(tmp_path).load("trained_model", "nope")
+
+
+def run_with_deadline(work, seconds: float = 10.0):
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result(timeout=seconds)
+
+
+def test_a_meta_file_replaced_by_a_fifo_is_a_miss_not_a_hang(tmp_path):
+    cache = StepCache(tmp_path)
+    cache.get_or_compute("step", key(), lambda: {"old": True})
+    meta = tmp_path / "step" / key() / META_FILE
+    meta.unlink()
+    os.mkfifo(meta)  # a reader that opened it for reading would wait forever
+    warnings, calls = [], []
+    cache.warn = warnings.append
+    result = run_with_deadline(
+        lambda: cache.get_or_compute("step", key(), lambda: calls.append(1) or {"fresh": True})
+    )
+    assert result.value == {"fresh": True} and not result.hit and calls == [1]
+    assert any("is not a regular file" in w for w in warnings), warnings
+    assert StepCache(tmp_path).load("step", key()).value == {"fresh": True}  # replaced
+
+
+def test_a_value_over_the_bound_is_a_miss_with_a_warning(tmp_path):
+    StepCache(tmp_path).get_or_compute("step", key(), lambda: {"big": "x" * 10_000})
+    cache = StepCache(tmp_path, max_entry_bytes=1_000)
+    warnings = []
+    cache.warn = warnings.append
+    result = cache.get_or_compute("step", key(), lambda: {"small": 1})
+    assert not result.hit and result.value == {"small": 1}
+    assert any("larger than the 1,000 bytes allowed" in w for w in warnings), warnings
+
+
+def test_a_value_file_that_is_a_device_is_refused(tmp_path):
+    cache = StepCache(tmp_path)
+    cache.get_or_compute("step", key(), lambda: {"v": 1})
+    entry = tmp_path / "step" / key()
+    name = json.loads((entry / META_FILE).read_text())["payload"]["value"]
+    (entry / name).unlink()
+    (entry / name).symlink_to("/dev/zero")  # endless bytes
+    warnings = []
+    cache.warn = warnings.append
+    result = run_with_deadline(lambda: cache.get_or_compute("step", key(), lambda: {"v": 2}))
+    assert result.value == {"v": 2} and any("not a regular file" in w for w in warnings)

@@ -11,3 +11,16 @@ def test_credentials_in_uris_are_redacted_and_the_rest_kept():
     )
     for plain in ("sqlite:////tmp/m.db", "http://host:5000/api/2.0", "no uri at all"):
         assert redact(plain) == plain
+
+
+def test_a_token_alone_in_a_url_is_redacted_and_dropped_from_shown_urls():
+    from insurance_pipeline.core.redact import without_credentials
+
+    remote = "https://ghp_SECRETTOKEN123@github.com/acme/insurance.git"
+    assert "SECRETTOKEN" not in redact(f"git push {remote} failed")
+    assert redact(remote) == "https://***@github.com/acme/insurance.git"
+    assert without_credentials(remote) == "https://github.com/acme/insurance.git"
+    assert without_credentials("https://u:p@h/x?token=abc") == "https://h/x?token=***"
+    assert without_credentials("git@github.com:acme/insurance.git") == (
+        "git@github.com:acme/insurance.git"  # scp form: a user name, no secret
+    )

@@ -9,7 +9,7 @@ import yaml
 from dagster import RunRequest, SkipReason
 
 from insurance_pipeline.defs.deploy.sensor import SENSOR_NAME, SENSOR_TAG
-from insurance_pipeline.resources import DeployRunnerResource, GatesResource
+from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
 from insurance_pipeline_tests.helpers import (
     deploy,
@@ -19,7 +19,9 @@ from insurance_pipeline_tests.helpers import (
     mlflow,
     patched_environ,
     registry_state,
+    release,
     tiny_run_config,
+    trust,
 )
 
 PASSING = {"gates": {"r2_floor": 0.5}}
@@ -49,10 +51,6 @@ def missing_docker():
         yield
 
 
-# Production's own policy: these versions were approved with an r2 floor of 0.5.
-THIS_DEPLOYMENT = GatesResource(r2_floor=0.5)
-
-
 @pytest.fixture(scope="module")
 def validated(workspace):
     assert materialize(tiny_run_config(**PASSING)).success
@@ -74,7 +72,7 @@ def test_a_failed_deploy_is_retried_at_most_max_attempts_times(validated):
         request = evaluate()
         assert isinstance(request, RunRequest), attempt
         assert request.run_key == f"deploy-insurance_charges_model-v1-run{attempt}"
-        result = deploy(1, BROKEN, tags={**request.tags, **SENSOR_RUN}, gates=THIS_DEPLOYMENT)
+        result = deploy(1, BROKEN, tags={**request.tags, **SENSOR_RUN})
         assert not result.success
     skipped = evaluate()
     assert isinstance(skipped, SkipReason)
@@ -103,14 +101,14 @@ def test_a_new_champion_then_a_rollback_each_redeploy(validated):
     assert deploy(2, DeployRunnerResource(), tags={**request.tags, **SENSOR_RUN}).success
     assert isinstance(evaluate(), SkipReason)
 
-    mlflow().set_alias("champion", 1)  # an operator rolls champion back
+    record = release().promote(1, "rollback drill")  # an operator rolls champion back
+    assert (record.version, record.sequence, record.previous_version) == (1, 3, 2)
     rollback = evaluate()
     assert isinstance(rollback, RunRequest)
     assert rollback.run_config["ops"]["deployment"]["config"]["model_version"] == 1
     assert rollback.run_key not in {request.run_key, "deploy-insurance_charges_model-v1-run1"}
     assert deploy(1, DeployRunnerResource(), tags={**rollback.tags, **SENSOR_RUN}).success
-    assert isinstance(evaluate(), SkipReason)
-    mlflow().set_alias("champion", 2)
+    assert isinstance(evaluate(), SkipReason)  # v1 stays champion for the tests below
 
 
 def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
@@ -132,7 +130,10 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
     for flag in ("--install", "--rollback-on-failure", "--wait=watcher", "--timeout"):
         assert flag in upgrade
     values = yaml.safe_load(Path(upgrade[upgrade.index("--values") + 1]).read_text())
-    assert values["image"]["tag"] == "v1" and values["model"] == {"version": "1", "sha256": sha}
+    assert values["image"]["tag"] == "v1"
+    assert {k: values["model"][k] for k in ("version", "sha256")} == {"version": "1", "sha256": sha}
+    # the key the folder's signature verified under: the pod checks it again at start
+    assert values["model"]["trustedKey"] == trust().verifier().public_pems().popitem()[1].decode()
     assert values["image"]["digest"] == ""  # dry-run: nothing was pushed
     assert all(c["executed"] is False for c in meta["commands"])
     assert set(meta["rendered_objects"]) >= {
@@ -145,7 +146,7 @@ def test_dry_run_renders_the_chart_and_records_the_exact_commands(validated):
 @pytest.mark.usefixtures("missing_docker")
 def test_failed_rollout_is_a_visible_failure_and_moves_nothing(validated):
     # Real binaries, no engine or cluster: the first command fails for real.
-    result = deploy(1, BROKEN, gates=THIS_DEPLOYMENT)
+    result = deploy(1, BROKEN)
     assert not result.success
     failure = result.get_step_failure_events()[0]
     assert "exited 127" in failure.step_failure_data.error.message
@@ -161,7 +162,7 @@ def test_deploy_refuses_a_version_that_does_not_exist(validated):
 
 def test_a_malformed_registry_is_refused_before_any_command(validated):
     malformed = DeployRunnerResource(mode="execute", registry="Reg,image.repository=x")
-    result = deploy(1, malformed, gates=THIS_DEPLOYMENT)
+    result = deploy(1, malformed)
     assert not result.success
     failure = result.get_step_failure_events()[0]
     message = failure.step_failure_data.error.message

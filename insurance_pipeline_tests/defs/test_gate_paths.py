@@ -20,7 +20,9 @@ from insurance_pipeline_tests.helpers import (
     materialize,
     metadata_by_asset,
     mlflow,
+    patched_environ,
     registry_state,
+    release,
     run_selection,
     serve_failing_registry,
     tiny_run_config,
@@ -104,19 +106,21 @@ def test_the_sensor_ignores_passing_checks_recorded_by_other_runs(rejected):
     try:
         skipped = evaluate_sensor()
         assert isinstance(skipped, SkipReason)
-        assert f"champion v{version.version} is not deployable" in skipped.skip_message
-        assert "not approved by registration" in skipped.skip_message
-        # A forged approval does not help: the verdicts themselves are checked.
+        assert (
+            f"alias 'champion' points at v{version.version}, but the signed champion record "
+            "says v1" in skipped.skip_message
+        )
+        # A forged approval does not help either: the record is what names the champion,
+        # and the verdicts themselves are checked.
         approved = client.get_model_version(registry.model_name, "1").tags["gates.approval"]
         registry.set_version_tag(version.version, "gates.approval", approved)
-        skipped = evaluate_sensor()
-        assert isinstance(skipped, SkipReason)
-        assert "approval is for insurance_charges_model version 1" in skipped.skip_message
+        assert "signed champion record says v1" in evaluate_sensor().skip_message
+        forged = release().approval(registry.get_version(int(version.version)))
+        assert "approval is for insurance_charges_model version 1" in forged.summary()
         # and neither can the deploy job be pointed at it by hand
         result = deploy(int(version.version), DeployRunnerResource())
         assert not result.success and "will not be deployed" in failure_messages(result)
         assert registry.alias_version("deployed") is None
-        assert registry_state() == ([1, int(version.version)], int(version.version))
     finally:
         registry.set_alias("champion", 1)
         client.delete_model_version(registry.model_name, version.version)
@@ -135,10 +139,10 @@ def test_a_registry_error_is_not_no_champion(champion, failing_registry):
     broken = mlflow(registry_uri=failing_registry)
     with pytest.raises(Exception, match="token may not read the registry"):
         broken.alias_version("champion")
-    result = run_selection(
-        [AssetKey("champion_comparison")],
-        mlflow={"tracking_uri": tracking, "registry_uri": failing_registry},
-    )
+    with patched_environ(
+        {"MLFLOW_TRACKING_URI": tracking, "MLFLOW_REGISTRY_URI": failing_registry}
+    ):
+        result = run_selection([AssetKey("champion_comparison")])
     assert not result.success
     assert "token may not read the registry" in failure_messages(result)
     # only "no such model or alias" means no champion
@@ -151,12 +155,11 @@ def test_a_tampered_champion_file_is_refused_before_it_is_loaded(champion):
     import shutil
     from urllib.parse import urlparse
 
-    from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
     from insurance_pipeline.resources.mlflow import PICKLE_ARTIFACT
 
-    registry, keys = mlflow(), trust()
-    version = registry.alias_version("champion")
-    approval = verified_approval(registry, version, keys)
+    registry, releases = mlflow(), release()
+    version = releases.champion().version
+    approval = releases.approval(version)
     root = urlparse(registry.client().get_run(version.run_id).info.artifact_uri).path
     stored = os.path.join(root, PICKLE_ARTIFACT)
     shutil.copy(stored, stored + ".orig")
@@ -164,8 +167,8 @@ def test_a_tampered_champion_file_is_refused_before_it_is_loaded(champion):
         with open(stored, "wb") as handle:
             pickle.dump({"not": "the champion"}, handle)
         with pytest.raises(ValueError, match="model.pkl has sha256 .* refusing to load it"):
-            load_approved_model(registry, version, approval)
+            releases.load_model(version, approval)
     finally:
         shutil.move(stored + ".orig", stored)
-    model, rows = load_approved_model(registry, version, approval)  # the untouched file loads
+    model, rows = releases.load_model(version, approval)  # the untouched file loads
     assert hasattr(model, "predict") and len(rows) == 1069

@@ -20,6 +20,7 @@ from insurance_pipeline_tests.helpers import (
     metadata_by_asset,
     mlflow,
     registry_state,
+    release,
     tiny_run_config,
     trust,
 )
@@ -168,33 +169,28 @@ def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, 
 
     from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
     from insurance_pipeline.core.trust.files import verify_folder
-    from insurance_pipeline.defs.deploy.approval import (
-        fetch_serving_artifact,
-        load_approved_model,
-        served_digest,
-        verified_approval,
-    )
     from insurance_pipeline.domain.schema import FEATURE_COLUMNS
     from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
     from insurance_pipeline.serving.artifact import load_artifact, manifest_digest
 
     meta, _ = first_run
-    registry, keys = mlflow(), trust()
-    champion = registry.alias_version("champion")
-    approval = verified_approval(registry, champion, keys)
+    keys, releases = trust(), release()
+    champion = releases.champion().version
+    approval = releases.approval(champion)
     assert approval.approved, approval.summary()
-    folder = fetch_serving_artifact(registry, champion, approval, keys, tmp_path / "served")
+    folder = releases.fetch_served(champion, approval, tmp_path / "served")
     verify_folder(folder, keys.verifier(), "the export")  # OpenSSF model signing
-    loaded = load_artifact(folder, served_digest(approval))  # the reference rows too
+    served_digest = releases.served_digest(approval)
+    loaded = load_artifact(folder, served_digest)  # the reference rows too
     manifest = loaded.manifest
     assert manifest.version == int(champion.version) == registry_state()[1]
     assert manifest.model_name == "insurance_charges_model"
-    assert manifest_digest(folder) == champion.tags[SERVING_SHA_TAG] == served_digest(approval)
+    assert manifest_digest(folder) == champion.tags[SERVING_SHA_TAG] == served_digest
     assert len(loaded.model.encoder.dfs.ops) == 30 and manifest.trees > 0
     rows = to_typed_frame(read_insurance_csv(Path(meta["raw_insurance_data"]["file"])))
     X = rows[list(FEATURE_COLUMNS)]
     # Compare with the champion's own trained pipeline, as logged to its MLflow run.
-    trained, _ = load_approved_model(registry, champion, approval)
+    trained, _ = releases.load_model(champion, approval)
     served_rows = [{**r, "smoker": r["smoker"] == "yes"} for r in X.to_dict("records")]
     np.testing.assert_allclose(
         loaded.model.predict(served_rows).charges, trained.predict(X), rtol=0, atol=1e-6

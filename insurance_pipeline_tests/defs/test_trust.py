@@ -324,7 +324,8 @@ def test_an_approval_signed_by_another_key_is_not_deployable(champion, tmp_path)
 def test_production_refuses_a_version_approved_under_weaker_settings(champion):
     """The champion was approved with an r2 floor of 0.5; production's own floor is 0.8."""
     runner = DeployRunnerResource(mode="execute")
-    with patched_environ({"DEPLOY_DOCKER_BIN": "docker-not-here"}):
+    production = {"INSURANCE_DEPLOYMENT": "production", "DEPLOY_DOCKER_BIN": "docker-not-here"}
+    with patched_environ(production):
         result = deploy(1, runner)
     assert not result.success
     message = failure_messages(result)

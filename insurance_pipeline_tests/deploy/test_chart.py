@@ -283,3 +283,24 @@ def test_rendered_objects_are_checked_for_the_restricted_pod_security_profile():
         "hostPort",
     ):
         assert problem in found, (problem, found)
+
+
+def test_a_trusted_key_makes_the_pod_check_the_folders_signature(tmp_path):
+    from insurance_pipeline.core.trust.keys import Signer, generate_key
+
+    pem = Signer(generate_key(tmp_path / "key.pem")).public_pem().decode()
+    objects = render({**BASE, "model.trustedKey": pem})
+    assert validate_objects(objects) == [] and restricted_violations(objects) == []
+    maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    trust = maps["icm-insurance-charges-model-trust"]
+    assert trust["data"]["trusted-key.pem"] == pem
+    settings = next(m for name, m in maps.items() if not name.endswith("-trust"))["data"]
+    assert settings["INSURANCE_DEPLOYMENT"] == "production"
+    assert settings["MODEL_TRUSTED_KEY"] == "/etc/insurance-trust/trusted-key.pem"
+    mounts = {m["name"]: m for m in container(objects)["volumeMounts"]}
+    assert mounts["trust"]["mountPath"] == "/etc/insurance-trust" and mounts["trust"]["readOnly"]
+    # without one, nothing of it is rendered; a key that is not a PEM public key is refused
+    plain = render(BASE)
+    assert "trust" not in {m["name"] for m in container(plain)["volumeMounts"]}
+    with pytest.raises(ChartError):
+        render({**BASE, "model.trustedKey": "-----BEGIN PRIVATE KEY-----\nabc\n"})

@@ -22,9 +22,13 @@ def test_image_shape():
     assert len(re.findall(r"^FROM ", DOCKERFILE, re.M)) == 2
     assert re.search(r"^USER 10001", DOCKERFILE, re.M)
     assert "HEALTHCHECK" in DOCKERFILE and "/api/health/ready" in DOCKERFILE
-    # base (serving) install only: no extras, no test or training packages
+    # the service's own distribution, with its signature checker only: no test or training
+    # packages, no other extra
     installs = re.findall(r"pip install[^\n]*", DOCKERFILE)
-    assert installs and all("[" not in line for line in installs)
+    assert installs and all(
+        re.findall(r"\[[^\]]*\]", line) in ([], ["[verify]"]) for line in installs
+    )
+    assert "model.sig" in DOCKERFILE  # the signature ships, for the pod to check
     assert "sha256sum -c" in DOCKERFILE and "ARG MODEL_SHA256" in DOCKERFILE
     for secret_word in ("PASSWORD", "TOKEN", "SECRET"):
         assert secret_word not in DOCKERFILE.upper()

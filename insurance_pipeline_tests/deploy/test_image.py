@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from insurance_pipeline.deploy.plan import source_revision
-from insurance_pipeline.resources import DeployRunnerResource, GatesResource
+from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
 from insurance_pipeline.serving.artifact import MANIFEST_FILE
@@ -41,8 +41,6 @@ from tooling.container import inspect_image, running_image
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 GATES = {"r2_floor": 0.5}
-# This production deployment's own policy: what the champion was approved under.
-APPROVED_UNDER = GatesResource(**GATES)
 IMAGE_NAME = "insurance-charges-model"
 ORIGINAL_EXAMPLE = {
     "age": 65,
@@ -129,7 +127,7 @@ def production_deploy(champion, registry, base, tmp_path_factory):
     os.environ["KUBECONFIG"] = str(kubeconfig)
     try:
         started = time.monotonic()
-        result = deploy(int(champion.version), deployer(registry, base), gates=APPROVED_UNDER)
+        result = deploy(int(champion.version), deployer(registry, base))
         seconds = time.monotonic() - started
     finally:
         if saved is None:
@@ -250,6 +248,6 @@ class ClusterEdge(DeployRunnerResource):
 
 def test_a_successful_rollout_moves_the_deployed_alias(production_deploy, registry, base, champion):
     runner = ClusterEdge(**deployer(registry, base).model_dump())
-    result = deploy(int(champion.version), runner, gates=APPROVED_UNDER)
+    result = deploy(int(champion.version), runner)
     assert result.success, step_failures(result)[0].step_failure_data.error.message
     assert int(mlflow().alias_version("deployed").version) == int(champion.version)

@@ -195,3 +195,78 @@ def test_a_manifest_edited_under_the_pin_is_refused_over_http(artifact_dir, tmp_
         assert any(pinned in m and forged in m and "manifest" in m for m in refused), refused
     finally:
         stop(service)
+
+
+@pytest.fixture(scope="module")
+def signed(artifact_dir, tmp_path_factory):
+    """A copy of the artifact signed with OpenSSF model signing by the session's key, and
+    that key's public half."""
+    from insurance_pipeline.core.trust.files import sign_folder
+    from insurance_pipeline.core.trust.keys import Signer
+    from insurance_pipeline_tests.helpers import SESSION_KEY
+
+    root = tmp_path_factory.mktemp("signed")
+    folder = root / "artifact"
+    shutil.copytree(artifact_dir, folder)
+    signer = Signer(SESSION_KEY)
+    sign_folder(folder, signer)
+    public = root / "trusted-key.pem"
+    public.write_bytes(signer.public_pem())
+    return folder, public
+
+
+def test_a_signed_folder_loads_under_its_key(signed):
+    from insurance_pipeline.serving.state import load_model
+
+    folder, public = signed
+    state = load_model(folder, manifest_digest(folder), trusted_key=public, production=True)
+    assert state.ready, state.error
+
+
+def test_production_refuses_an_unsigned_or_otherwise_signed_folder(signed, tmp_path):
+    from insurance_pipeline.core.trust.keys import Signer, generate_key
+    from insurance_pipeline.serving.state import load_model
+
+    folder, public = signed
+    pin = manifest_digest(folder)
+    unsigned = copy_of(folder, tmp_path)
+    (unsigned / "model.sig").unlink()
+    state = load_model(unsigned, pin, trusted_key=public, production=True)
+    assert not state.ready and "model.sig is missing: an unsigned folder" in state.error
+    stranger = tmp_path / "stranger.pub"
+    stranger.write_bytes(Signer(generate_key(tmp_path / "stranger.pem")).public_pem())
+    state = load_model(folder, pin, trusted_key=stranger, production=True)
+    assert not state.ready and "the OpenSSF signature does not verify" in state.error
+    state = load_model(folder, pin, trusted_key=None, production=True)
+    assert not state.ready and "MODEL_TRUSTED_KEY and MODEL_SHA256 are required" in state.error
+    state = load_model(folder, None, trusted_key=public, production=True)
+    assert not state.ready and "required" in state.error
+
+
+def test_a_file_changed_after_signing_is_refused_even_when_re_pinned(signed, tmp_path):
+    from insurance_pipeline.serving.state import load_model
+
+    folder, public = signed
+    forged = copy_of(folder, tmp_path)
+    rewrite_arrays(forged, lambda a: a.update(interval_quantile=a["interval_quantile"] * 2))
+    state = load_model(forged, manifest_digest(forged), trusted_key=public, production=True)
+    assert not state.ready and "does not verify" in state.error
+
+
+def test_the_service_process_checks_the_signature_in_production(signed, tmp_path):
+    folder, public = signed
+    env = {
+        "INSURANCE_DEPLOYMENT": "production",
+        "MODEL_TRUSTED_KEY": str(public),
+        "MODEL_SHA256": manifest_digest(folder),
+    }
+    running = start_service(folder, tmp_path / "service.log", env=env)
+    try:
+        assert (
+            httpx.post(
+                running.url + "/api/models/insurance_charges_model/prediction", json=VALID
+            ).status_code
+            == 200
+        )
+    finally:
+        stop(running)

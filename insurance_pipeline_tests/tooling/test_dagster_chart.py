@@ -109,3 +109,48 @@ def test_a_bad_run_pod_setting_is_refused(values, run_job, tmp_path):
     bad["spec"]["template"]["spec"]["containers"][0]["runAsUsr"] = 10001
     found = validate_objects([bad])
     assert found and "runAsUsr" in " ".join(found)
+
+
+def test_the_header_creates_every_secret_and_configmap_the_values_reference(values):
+    """Nothing referenced is left for the operator to guess: each Secret and ConfigMap has
+    its `kubectl create` line in the header of values.yaml."""
+    import re
+
+    header = chart.VALUES.read_text().split("\nglobal:")[0]
+    created = {
+        (kind, name)
+        for kind, name in re.findall(r"create (secret|configmap)(?: generic)? ([a-z0-9-]+)", header)
+    }
+    referenced = chart.referenced_objects(values)
+    assert referenced <= created, referenced - created
+    assert {
+        ("secret", "insurance-signing-key"),
+        ("configmap", "insurance-trusted-keys"),
+        ("secret", "insurance-dask-tls"),
+        ("secret", "insurance-pipeline-env"),
+    } <= referenced
+
+
+def test_webserver_daemon_and_code_location_share_one_image(values):
+    images = [
+        values["dagsterWebserver"]["image"],
+        values["dagsterDaemon"]["image"],
+        chart.code_location(values)["image"],
+    ]
+    assert all(image == images[0] for image in images)
+
+
+def test_only_the_run_pods_hold_the_private_key(values, run_job):
+    location = chart.code_location(values)
+    env = {item["name"]: item["value"] for item in location["env"]}
+    assert "INSURANCE_SIGNING_KEY" not in env and env["INSURANCE_TRUSTED_KEYS"]
+    assert all(
+        "signing" not in (v.get("secret") or {}).get("secretName", "") for v in location["volumes"]
+    )
+    _, job = run_job
+    pod = job["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["INSURANCE_SIGNING_KEY"] == "/var/run/insurance/signing-key.pem"
+    assert env["DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"] == "True"
+    assert pod["securityContext"]["fsGroup"] == 10001  # uid 10001 reads the mounted keys

@@ -60,3 +60,39 @@ def test_the_image_runs_unprivileged_without_installer_or_compiler(image):
     assert tools.strip() == ""
     assert not [name for name in venv_bin.split() if name.startswith("pip")]
     assert "No module named 'pip'" in import_pip
+
+
+def test_the_code_location_loads_with_exactly_the_environment_the_values_give(image, tmp_path):
+    """The code server as deploy/dagster/values.yaml configures it: production, the trusted
+    public key mounted from its ConfigMap, the secret's variables, no private key."""
+    from insurance_pipeline.core.trust.keys import Signer
+    from insurance_pipeline_tests.helpers import SESSION_KEY
+
+    values = dagster_chart.load_values()
+    secrets = {
+        "insurance-pipeline-env": {
+            "MLFLOW_TRACKING_URI": "http://mlflow.example.internal:5000",
+            "MLFLOW_TRACKING_USERNAME": "insurance",
+            "MLFLOW_TRACKING_PASSWORD": "from-the-secret",
+            "AWS_ACCESS_KEY_ID": "from-the-secret",
+            "AWS_SECRET_ACCESS_KEY": "from-the-secret",
+        }
+    }
+    env = dagster_chart.code_server_environment(values, secrets)
+    assert "INSURANCE_SIGNING_KEY" not in env and env["INSURANCE_DEPLOYMENT"] == "production"
+    keys = tmp_path / "trusted-keys"
+    keys.mkdir()
+    trusted = keys / "signing-key.pub.pem"
+    trusted.write_bytes(Signer(SESSION_KEY).public_pem())
+    keys.chmod(0o755)
+    trusted.chmod(0o644)
+    mount = dagster_chart.code_server_mounts(values)["trusted-keys"]
+    assert env["INSURANCE_TRUSTED_KEYS"] == f"{mount}/signing-key.pub.pem"
+    proc = run_in_image(
+        image,
+        *("dagster", "definitions", "validate", "-m", "insurance_pipeline.definitions"),
+        env=env,
+        volumes=(f"{keys}:{mount}:ro",),
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Validation successful" in proc.stdout + proc.stderr

@@ -46,7 +46,8 @@ pytestmark = pytest.mark.skipif(_postgres_missing() is not None, reason=str(_pos
 def stack_env(tmp_path_factory):
     """A stack of its own (its folder, ports, databases), up for the module, then destroyed."""
     root = tmp_path_factory.mktemp("stack")
-    with patched_environ({"INSURANCE_STACK_DIR": str(root)}):
+    # The operator's policy for tiny runs (production refuses a weaker --r2-floor).
+    with patched_environ({"INSURANCE_STACK_DIR": str(root), "INSURANCE_GATE_R2_FLOOR": "0.5"}):
         try:
             stack.up()
             env = stack.Plan.load(root).client_env()
@@ -90,6 +91,116 @@ def test_up_writes_the_env_file_and_is_idempotent(stack_env):
     assert {n: i["pid"] for n, i in stack._running(root).items()} == {
         n: i["pid"] for n, i in running.items()
     }
+
+
+def _status(url: str, user: str | None = None, password: str | None = None) -> int:
+    import httpx
+
+    auth = (user, password) if user else None
+    return httpx.get(url, auth=auth, timeout=10).status_code
+
+
+def test_every_service_refuses_a_request_without_credentials(stack_env):
+    """MLflow (API and artifact proxy), S3, Dask and PostgreSQL each refuse a request
+    without the stack's credentials and serve it with them; SeaweedFS's own ports are not
+    reachable at all."""
+    import ssl
+
+    import boto3
+    import psycopg2
+    from botocore.exceptions import ClientError
+
+    api = stack_env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/experiments/search?max_results=1"
+    login = (stack_env["MLFLOW_TRACKING_USERNAME"], stack_env["MLFLOW_TRACKING_PASSWORD"])
+    artifacts = stack_env["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow-artifacts/artifacts"
+    assert (_status(api), _status(api, "insurance", "guess")) == (401, 401)
+    assert _status(api, *login) == 200
+    assert (_status(artifacts), _status(artifacts, *login)) == (401, 200)
+
+    def s3(access: str, secret: str):
+        return boto3.client(
+            "s3",
+            endpoint_url=stack_env["AWS_ENDPOINT_URL"],
+            region_name="us-east-1",
+            aws_access_key_id=access,
+            aws_secret_access_key=secret,
+        ).list_objects_v2(Bucket=stack.BUCKET, MaxKeys=1)
+
+    with pytest.raises(ClientError):
+        s3("stranger", "not-the-secret")
+    assert s3(stack_env["AWS_ACCESS_KEY_ID"], stack_env["AWS_SECRET_ACCESS_KEY"])
+    plan = stack.Plan.load(stack.stack_dir())
+    if plan.namespace:  # master, volume and filer live in SeaweedFS's own namespace
+        for name in ("master", "volume", "filer"):
+            with pytest.raises(OSError):
+                socket_to(plan.ports[name])
+
+    host, port = stack_env["DASK_SCHEDULER_ADDRESS"].removeprefix("tls://").split(":")
+    context = ssl.create_default_context(cafile=stack_env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"])
+    context.check_hostname = False
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+        with context.wrap_socket(socket_to(int(port))) as conn:
+            conn.sendall(b"ping")
+            conn.recv(1)
+    with pytest.raises(OSError):  # plain TCP gets no Dask protocol either
+        from distributed import Client
+
+        Client(f"tcp://{host}:{port}", timeout=3)
+    context.load_cert_chain(
+        stack_env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__CERT"],
+        stack_env["DASK_DISTRIBUTED__COMM__TLS__CLIENT__KEY"],
+    )
+    with context.wrap_socket(socket_to(int(port))) as conn:
+        assert conn.version().startswith("TLS")
+
+    database = {
+        "host": stack_env["DAGSTER_PG_HOST"],
+        "dbname": stack_env["DAGSTER_PG_DB"],
+        "user": stack_env["DAGSTER_PG_USER"],
+    }
+    with pytest.raises(psycopg2.OperationalError):
+        psycopg2.connect(**database, connect_timeout=5)
+    with psycopg2.connect(**database, password=stack_env["DAGSTER_PG_PASSWORD"]) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert cur.fetchone() == (False,)
+    conn.close()
+
+
+def socket_to(port: int):
+    import socket
+
+    return socket.create_connection(("127.0.0.1", port), timeout=3)
+
+
+def test_the_stacks_secrets_are_its_owners_alone(stack_env):
+    root = stack.stack_dir()
+    assert root.stat().st_mode & 0o777 == 0o700
+    private = ["env", "plan.json", "s3.json", "mlflow-auth.ini", "weed/security.toml"]
+    private += [p.relative_to(root).as_posix() for p in (root / "tls").glob("*-key.pem")]
+    for name in private:
+        assert (root / name).stat().st_mode & 0o777 == 0o600, name
+    for folder in ("tmp", "state", "tls", "keys", "scratch"):
+        assert (root / folder).stat().st_mode & 0o077 == 0, folder
+
+
+def test_a_launch_that_sets_a_trust_resource_is_refused_by_the_webserver(stack_env):
+    """The UI's launchpad and the GraphQL API validate run config against the same schema:
+    the attacker's keys (or any other environment-only resource) never start a run."""
+    from urllib.parse import urlparse
+
+    from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+
+    url = urlparse(stack_env["DAGSTER_WEBSERVER_URL"])
+    client = DagsterGraphQLClient(url.hostname, port_number=url.port)
+    attack = {"resources": {"trust": {"config": {"signing_key": "/tmp/attacker.pem"}}}}
+    with pytest.raises(DagsterGraphQLClientError) as refused:
+        client.submit_job_execution(
+            "training", repository_location_name="insurance_pipeline", run_config=attack
+        )
+    assert "signing_key" in str(refused.value.body if hasattr(refused.value, "body") else "") + str(
+        refused.value
+    )
 
 
 def test_training_runs_through_the_stack_with_no_local_state(stack_env, tmp_path_factory):

@@ -67,9 +67,10 @@ def sign_folder(folder: Path, signer: Signer) -> Path:
     return signature
 
 
-def verify_folder(folder: Path, verifier: Verifier, what: str) -> None:
+def verify_folder(folder: Path, verifier: Verifier, what: str) -> bytes:
     """The folder's OpenSSF signature verifies under one of the trusted keys, and the folder
-    holds exactly the files it signed; else `TrustError` naming what failed."""
+    holds exactly the files it signed; else `TrustError` naming what failed. Returns that
+    key, PEM (what the service is given to check the folder again)."""
     from model_signing import verifying
 
     signature = folder / SIGNATURE_FILE
@@ -85,7 +86,7 @@ def verify_folder(folder: Path, verifier: Verifier, what: str) -> None:
                     folder, signature
                 )
                 STATS.add(started, verified=1)
-                return
+                return pem
             except Exception as error:  # noqa: BLE001 - each key's reason is reported
                 problems.append(f"key {key_id}: {error}")
     raise TrustError(f"{what}: the OpenSSF signature does not verify: " + "; ".join(problems))

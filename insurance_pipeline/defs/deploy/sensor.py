@@ -1,16 +1,20 @@
-"""The deploy sensor: `champion` differs from what this environment last deployed -> one
-deploy run, if the champion's verdicts allow it.
+"""The deploy sensor: the champion differs from what this environment last deployed -> one
+deploy run, if the champion's approval allows it.
 
+- The champion: the version the latest valid signed champion record names
+  (`release.Release.champion`). An alias that disagrees with it (moved or deleted), or a
+  record older than the one this environment last deployed (replayed), is tampering: the
+  tick skips, naming both, and nothing is launched.
 - Deployable: the champion version carries an approval signed by a trusted key for this very
   version and run, with a passing verdict of every gate (in production, under a policy no
-  weaker than this deployment's `gates`); the `deployment` asset repeats the check and also
-  verifies every byte it ships. Check results recorded by other Dagster runs, and tags anyone
-  could write, count for nothing.
+  weaker than the environment's INSURANCE_GATE_*); the `deployment` asset repeats the checks
+  and also verifies every byte it ships. Check results recorded by other Dagster runs, and
+  tags anyone could write, count for nothing.
 - Last deployed in this environment: the latest successful `deployment` materialization in
   this Dagster instance (a real rollout, or a dry-run in the local environment). A rollback
-  of `champion` to an earlier version therefore redeploys that version.
+  (`cli promote` of an earlier version: a new signed record) therefore redeploys it.
 - Retries: a version whose sensor-launched deploys failed `max_attempts` times in a row
-  (resource `deployer`, default 3) is reported and left alone until a new version becomes
+  (DEPLOY_MAX_ATTEMPTS, default 3) is reported and left alone until a new version becomes
   champion or someone runs the deploy job by hand.
 """
 
@@ -19,7 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dagster import (
-    AssetKey,
     DagsterRunStatus,
     RunRequest,
     RunsFilter,
@@ -28,18 +31,13 @@ from dagster import (
     sensor,
 )
 
-from insurance_pipeline.defs.deploy.approval import verified_approval
+from insurance_pipeline.core.gates.champion import ChampionError, check_not_replayed
+from insurance_pipeline.defs.deploy.assets import deployed
 from insurance_pipeline.defs.jobs import DEPLOY_JOB
-from insurance_pipeline.resources import (
-    DeployRunnerResource,
-    GatesResource,
-    MlflowResource,
-    TrustResource,
-)
-from insurance_pipeline.resources.mlflow import CHAMPION_ALIAS
+from insurance_pipeline.release import Release
+from insurance_pipeline.resources import DeployRunnerResource, MlflowResource, TrustResource
 
 SENSOR_NAME = "deploy_validated_model"
-DEPLOYMENT = AssetKey("deployment")
 SENSOR_TAG = "dagster/sensor_name"
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -56,15 +54,6 @@ class DeployHistory:
     runs: int  # deploy runs of this version, any status
     failed_in_a_row: int  # sensor-launched failures since its last success or manual run
     in_flight: bool
-
-
-def deployed_version(instance) -> int | None:
-    """The version of the latest successful deployment materialization (rollout or dry-run)."""
-    event = instance.get_latest_materialization_event(DEPLOYMENT)
-    if event is None or event.asset_materialization is None:
-        return None
-    value = event.asset_materialization.metadata.get("model_version")
-    return int(value.value) if value is not None else None
 
 
 def _version_of(run) -> int | None:
@@ -99,18 +88,22 @@ def deploy_validated_model(
     context: SensorEvaluationContext,
     mlflow: MlflowResource,
     deployer: DeployRunnerResource,
-    gates: GatesResource,
     trust: TrustResource,
 ):
-    champion = mlflow.alias_version(CHAMPION_ALIAS)  # a registry error fails the tick
+    release = Release.of(mlflow, trust)
+    deployed_version, acted_on = deployed(context.instance)
+    try:
+        champion = release.champion()  # a registry error fails the tick
+        check_not_replayed(champion and champion.record, acted_on, "this environment's deploys")
+    except ChampionError as error:
+        context.log.error(f"not deploying: {error}")
+        return SkipReason(f"champion refused: {error}")
     if champion is None:
         return SkipReason("no champion yet")
-    version = int(champion.version)
-    deployed = deployed_version(context.instance)
-    if deployed == version:
+    version = champion.record.version
+    if deployed_version == version:
         return SkipReason(f"champion v{version} is what this environment last deployed")
-    policy = gates.policy() if deployer.enforces_policy else None
-    decision = verified_approval(mlflow, champion, trust, required_policy=policy)
+    decision = release.approval(champion.version)
     if not decision.approved:
         return SkipReason(f"champion v{version} is not deployable: {decision.summary()}")
     history = deploy_history(context.instance, version)
@@ -125,5 +118,9 @@ def deploy_validated_model(
     return RunRequest(
         run_key=f"deploy-{mlflow.model_name}-v{version}-run{history.runs + 1}",
         run_config={"ops": {"deployment": {"config": {"model_version": version}}}},
-        tags={"model_version": str(version), "previous_deployed": str(deployed)},
+        tags={
+            "model_version": str(version),
+            "champion_record": str(champion.record.sequence),
+            "previous_deployed": str(deployed_version),
+        },
     )

@@ -68,10 +68,6 @@ class SearchConfig(Config):
     scorer: str = Field(
         default=_DEFAULT_BUDGET.scorer, description="r2_mae: r2 - MAE/100000 (default)"
     )
-    scheduler_address: str | None = Field(
-        default=None,
-        description="An existing dask scheduler (tcp://host:port); default local",
-    )
     max_search_rows: int = Field(
         default=MAX_SEARCH_ROWS,
         ge=100,
@@ -79,15 +75,15 @@ class SearchConfig(Config):
         "this size; the chosen pipeline is refitted on every row",
     )
 
-    def budget(self, scheduler_address: str | None = None) -> SearchBudget:
-        """The budget; the search runs on `scheduler_address` when run config names none."""
+    def budget(self, scheduler_address: str) -> SearchBudget:
+        """The budget, run on `scheduler_address` (the operator's DASK_SCHEDULER_ADDRESS:
+        never run config, which could send the training rows anywhere); empty: local."""
         values = self.model_dump(exclude={"max_search_rows"})
-        values["scheduler_address"] = values["scheduler_address"] or scheduler_address or None
-        return SearchBudget(**values)
+        return SearchBudget(**values, scheduler_address=scheduler_address or None)
 
     def cache_config(self) -> dict:
         # Where the search runs does not change what it finds.
-        return {k: v for k, v in self.model_dump().items() if k != "scheduler_address"}
+        return self.model_dump()
 
 
 @versioned_asset()
@@ -100,7 +96,7 @@ def tpot_pipeline(
     step_cache: StepCacheResource,
 ):
     """The pipeline TPOT chose, fitted on the transformed training rows: on the Dask cluster
-    at DASK_SCHEDULER_ADDRESS (or run config's `scheduler_address`), else on a local one."""
+    at DASK_SCHEDULER_ADDRESS (the operator's environment), else on a local one."""
     budget = config.budget(dask.scheduler_address)
 
     def search() -> SearchResult:

@@ -7,17 +7,14 @@ from dagster import AssetExecutionContext, Config, Failure, MetadataValue, Outpu
 from pydantic import Field
 
 from insurance_pipeline.core.data.split import Split
-from insurance_pipeline.core.gates.policy import ChampionRef
 from insurance_pipeline.core.modeling.challenger import (
     CROSS_VALIDATED_MAX_ROWS,
     ChampionComparison,
-    compare,
 )
 from insurance_pipeline.core.modeling.holdout import evaluate_holdout
 from insurance_pipeline.core.modeling.metrics import HoldoutEvaluation, SegmentMetrics
 from insurance_pipeline.core.modeling.model import TrainedModel
 from insurance_pipeline.core.modeling.report import validation_report as render_report
-from insurance_pipeline.core.redact import redact
 from insurance_pipeline.core.trust.keys import TrustError
 from insurance_pipeline.defs._steps import (
     cache_metadata,
@@ -25,14 +22,13 @@ from insurance_pipeline.defs._steps import (
     run_cached,
     versioned_asset,
 )
-from insurance_pipeline.defs.deploy.approval import load_approved_model, verified_approval
+from insurance_pipeline.release import Release
 from insurance_pipeline.resources import (
     InsuranceDataResource,
     MlflowResource,
     StepCacheResource,
     TrustResource,
 )
-from insurance_pipeline.resources.mlflow import CHAMPION_ALIAS, MODEL_KEY_TAG
 
 
 @versioned_asset()
@@ -143,46 +139,6 @@ def validation_report(
     )
 
 
-def current_champion(mlflow: MlflowResource, model_key: str) -> ChampionRef | None:
-    """The champion a model must be compared with: None when there is none, or when this
-    model already is the champion. A registry error propagates (it is not "no champion")."""
-    try:
-        found = mlflow.alias_version(CHAMPION_ALIAS)
-    except Exception as error:
-        raise Failure(
-            description=redact(
-                f"cannot tell which model is {CHAMPION_ALIAS}: the registry {mlflow.where} "
-                f"failed with {type(error).__name__}: {error}"
-            )
-        ) from None
-    if found is None or found.tags.get(MODEL_KEY_TAG) == model_key:
-        return None
-    return ChampionRef(version=int(found.version), model_key=found.tags.get(MODEL_KEY_TAG, ""))
-
-
-def compare_with_champion(
-    model: TrainedModel,
-    split: Split,
-    mlflow: MlflowResource,
-    trust: TrustResource,
-    champion: ChampionRef | None,
-    cross_validated_max_rows: int = CROSS_VALIDATED_MAX_ROWS,
-) -> ChampionComparison:
-    """The comparison (core.modeling.challenger.compare), the champion's pipeline loaded
-    from the registry only once its pickle hashes to the digest its signed approval holds."""
-    pipeline = None
-    if champion is not None:
-        version = mlflow.get_version(champion.version)
-        approval = verified_approval(mlflow, version, trust)
-        try:
-            pipeline, _ = load_approved_model(mlflow, version, approval)
-        except (TrustError, ValueError) as error:
-            raise Failure(
-                description=f"champion v{champion.version} cannot be compared with: {error}"
-            ) from None
-    return compare(model, split, champion, pipeline, cross_validated_max_rows)
-
-
 class ComparisonConfig(Config):
     cross_validated_max_rows: int = Field(
         default=CROSS_VALIDATED_MAX_ROWS,
@@ -205,18 +161,24 @@ def champion_comparison(
     """The new model (challenger) and the current `champion`: both specs cross-validated on
     the same folds of every row (on the holdout when the rows are many), with the paired
     differences' 95 % intervals."""
-    champion = current_champion(mlflow, trained_model.model_key)
+    release = Release.of(mlflow, trust)
+    try:
+        champion = release.champion_to_beat(trained_model.model_key)
+    except TrustError as error:
+        raise Failure(description=str(error)) from None
+
+    def compared() -> ChampionComparison:
+        try:
+            return release.compare_with_champion(
+                trained_model, train_test_split, champion, config.cross_validated_max_rows
+            )
+        except TrustError as error:
+            raise Failure(description=str(error)) from None
+
     result = run_cached(
         context,
         step_cache.store(),
-        lambda: compare_with_champion(
-            trained_model,
-            train_test_split,
-            mlflow,
-            trust,
-            champion,
-            config.cross_validated_max_rows,
-        ),
+        compared,
         # The champion is outside state: which one we compare with is part of the key.
         config={
             "champion": champion and (champion.version, champion.model_key),
