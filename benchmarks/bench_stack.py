@@ -34,6 +34,14 @@ def local_env(state: Path) -> dict[str, str]:
     return {**os.environ, "DAGSTER_HOME": str(home), "INSURANCE_STATE_DIR": str(state)}
 
 
+def operator_policy(run_args: list[str]) -> dict[str, str]:
+    """The stack is production, where run config may only tighten the gates: a benchmark's
+    `--r2-floor` (a tiny budget's) is the operator's policy there."""
+    if "--r2-floor" not in run_args:
+        return {}
+    return {"INSURANCE_GATE_R2_FLOOR": run_args[run_args.index("--r2-floor") + 1]}
+
+
 def timed_up() -> float:
     started = time.perf_counter()
     stack.up()
@@ -63,6 +71,7 @@ def main() -> int:
             **os.environ,
             **stack.Plan.load(stack.stack_dir()).client_env(),
             "INSURANCE_STATE_DIR": str(scratch / "client"),
+            **operator_policy(args.run_args),
         }
         (scratch / "client").mkdir()
         local = local_env(scratch / "local")
@@ -73,13 +82,14 @@ def main() -> int:
     finally:
         stack.destroy()
         shutil.rmtree(scratch, ignore_errors=True)
-    if "on tcp://" not in cold_stack[2]:
+    if "on tls://" not in cold_stack[2]:
         raise SystemExit("the stack run did not search on the stack's Dask cluster")
     ratio = warm_stack[0] / warm_local[0]
     table = f"""Measured {dt.date.today()} on {os.cpu_count()} cores, Python {platform.python_version()}\
 {" with " + " ".join(args.run_args) if args.run_args else ", default budget"}; local = SQLite,
-folders, TPOT's own Dask cluster; stack = `make stack` (S3, MLflow server on PostgreSQL, a
-2-worker Dask cluster, Dagster on PostgreSQL), client state dir empty:
+folders, TPOT's own Dask cluster; stack = `make stack` (S3 behind its keys in its own network
+namespace, MLflow server with its login on PostgreSQL, a 2-worker Dask cluster over mutual TLS,
+Dagster on PostgreSQL with its own role), client state dir empty:
 
 | measure | local | stack | goal |
 | --- | --- | --- | --- |

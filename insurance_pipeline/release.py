@@ -175,7 +175,7 @@ class Release:
         try:
             champion = self.champion()
         except ChampionError:
-            raise
+            raise  # tampering: named as such, not as a registry failure
         except Exception as error:  # noqa: BLE001 - any registry failure, named and redacted
             raise ReleaseError(
                 redact(

@@ -93,6 +93,10 @@ def mlflow_auth_config(path: Path, database_uri: str, password: str) -> Path:
             f"admin_password = {password}",
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth",
             "grant_default_workspace_access = false",
+            # each request's password is otherwise checked with PBKDF2 anew: a warm run makes
+            # hundreds of requests (its single worker holds the cache; nothing else changes it)
+            "auth_cache_ttl_seconds = 300",
+            "auth_cache_max_size = 100",
             "",
         ]
     )

@@ -88,11 +88,17 @@ def test_the_code_location_loads_with_exactly_the_environment_the_values_give(im
     trusted.chmod(0o644)
     mount = dagster_chart.code_server_mounts(values)["trusted-keys"]
     assert env["INSURANCE_TRUSTED_KEYS"] == f"{mount}/signing-key.pub.pem"
-    proc = run_in_image(
-        image,
-        *("dagster", "definitions", "validate", "-m", "insurance_pipeline.definitions"),
-        env=env,
-        volumes=(f"{keys}:{mount}:ro",),
+    # what the code server does at start: import the location and resolve its definitions
+    load = (
+        "from insurance_pipeline.definitions import defs\n"
+        "repository = defs.get_repository_def()\n"
+        "print('loaded', sorted(job.name for job in repository.get_all_jobs()))\n"
     )
+    proc = run_in_image(image, "python", "-c", load, env=env, volumes=(f"{keys}:{mount}:ro",))
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    assert "Validation successful" in proc.stdout + proc.stderr
+    assert "loaded" in proc.stdout and "'deploy'" in proc.stdout and "'training'" in proc.stdout
+    # and without the trusted key (or with the private key's variable unset and nothing
+    # else), it says what is missing instead of crash-looping silently
+    bare = {k: v for k, v in env.items() if k != "INSURANCE_TRUSTED_KEYS"}
+    proc = run_in_image(image, "python", "-c", load, env=bare)
+    assert proc.returncode != 0 and "INSURANCE_TRUSTED_KEYS" in proc.stderr
