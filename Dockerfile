@@ -7,7 +7,7 @@
 # compiled to numpy arrays, so the image needs no scikit-learn, LightGBM or OpenMP runtime.)
 # BASE_IMAGE: any Debian bookworm image with python3 (3.11) at /usr/local/bin/python, e.g. a
 # debootstrap minbase tree; the default is the official slim image, pinned by digest.
-# The deploy sensor runs exactly this (see README "Deploy").
+# The deploy sensor runs exactly this (see docs/deploy.md).
 ARG BASE_IMAGE=python:3.11.7-slim-bookworm@sha256:637774748f62b832dc11e7b286e48cd716727ed04b45a0322776c01bc526afc3
 
 FROM ${BASE_IMAGE} AS build

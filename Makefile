@@ -62,23 +62,23 @@ $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[bench]"
 	@touch $@
 
-bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + service benchmarks (writes README)
-	$(PY) benchmarks/bench_pipeline.py --update-readme
+bench: install $(BENCH_STAMP) $(DAGSTER_HOME)/dagster.yaml  ## pipeline + service benchmarks (writes docs/benchmarks.md)
+	$(PY) benchmarks/bench_pipeline.py --update-docs
 	$(PY) -m insurance_pipeline.cli run --log-level WARNING
 	$(PY) -m insurance_pipeline.cli export-champion
-	$(PY) benchmarks/bench_runtime.py --update-readme
-	$(PY) benchmarks/bench_service.py --update-readme --service-python $(SERVING_VENV)/bin/python \
+	$(PY) benchmarks/bench_runtime.py --update-docs
+	$(PY) benchmarks/bench_service.py --update-docs --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
-	$(PY) benchmarks/bench_abuse.py --update-readme --service-python $(SERVING_VENV)/bin/python \
+	$(PY) benchmarks/bench_abuse.py --update-docs --service-python $(SERVING_VENV)/bin/python \
 		--artifact-dir $$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)')
-	$(PY) benchmarks/bench_image.py --update-readme --service-python $(SERVING_VENV)/bin/python
-	$(PY) benchmarks/bench_stack.py --update-readme
+	$(PY) benchmarks/bench_image.py --update-docs --service-python $(SERVING_VENV)/bin/python
+	$(PY) benchmarks/bench_stack.py --update-docs
 
-bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes README)
-	$(PY) benchmarks/bench_model.py --update-readme $(if $(NESTED),--nested)
+bench-model: install $(DAGSTER_HOME)/dagster.yaml  ## 5x10 CV of the default model and its interval; NESTED=1 adds nested CV (writes docs/benchmarks.md)
+	$(PY) benchmarks/bench_model.py --update-docs $(if $(NESTED),--nested)
 
-bench-scale: install $(DAGSTER_HOME)/dagster.yaml  ## the graph cold on 10k/100k/1M synthetic rows (SIZES=100000 for one; writes README)
-	$(PY) benchmarks/bench_scale.py --update-readme -- $(ARGS)
+bench-scale: install $(DAGSTER_HOME)/dagster.yaml  ## the graph cold on 10k/100k/1M synthetic rows (SIZES=100000 for one; writes docs/benchmarks.md)
+	$(PY) benchmarks/bench_scale.py --update-docs -- $(ARGS)
 
 pipeline-image: install  ## the pipeline image (training stack + definitions) for Dagster's chart
 	$(PY) -m tooling.pipeline_image

@@ -1,9 +1,9 @@
 """Abuse benchmark: the service (from `.venv-serving`, the chart's default settings: no
-prediction inputs in the logs) under each hostile traffic of README "Under abuse", every flood
+prediction inputs in the logs) under each hostile traffic of docs/serving.md "Under abuse", every flood
 bounded (at most 20 s): its memory during and after, the probes, batch throughput, and where a
 batch's time goes (in process, the same code path).
 
-Prints a table; --update-readme writes it to README.
+Prints a table; --update-docs writes it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 from tooling.load import batch_rows, open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started  # noqa: E402
 from tooling.stack import free_port  # noqa: E402
@@ -273,14 +273,14 @@ def main() -> int:
     parser.add_argument("--artifact-dir", type=Path, required=True)
     parser.add_argument("--service-python", required=True)
     parser.add_argument("--seconds", type=int, default=15)
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-abuse-"))
     measured = measure(args, work)
     text = table(args, measured)
     print(text)
-    if args.update_readme:
-        update_readme_section("abuse", text)
+    if args.update_docs:
+        update_docs_section("abuse", text)
     return 0
 
 

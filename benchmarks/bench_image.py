@@ -21,9 +21,9 @@ import httpx
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # _readme, and the (unshipped) tooling
+sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]  # _docs, and the (unshipped) tooling
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 from insurance_pipeline.deploy.plan import DeployTarget, build_command, stage_build_context  # noqa: E402
 from insurance_pipeline.release import Release  # noqa: E402
@@ -126,7 +126,7 @@ def warm(port: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     parser.add_argument("--service-python", default=str(ROOT / ".venv-serving" / "bin" / "python"))
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
@@ -152,8 +152,8 @@ Measured {dt.date.today().isoformat()} on {os.cpu_count()} cores, Python {platfo
 | image size | {size:.0f} MiB | | |
 """
     print(body)
-    if args.update_readme:
-        update_readme_section("image", body)
+    if args.update_docs:
+        update_docs_section("image", body)
     return 0
 
 

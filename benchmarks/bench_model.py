@@ -23,7 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 
 def chosen_spec_and_holdout(run_args: list[str]):
@@ -156,7 +156,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--splits", type=int, default=5)
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     parser.add_argument(
         "--nested", action="store_true", help="also run the TPOT search inside 5 outer folds"
     )
@@ -179,13 +179,13 @@ def main() -> int:
     result, cv = cross_validated(frame, search, holdout, args)
     table = model_table(cv, holdout, search, args)
     print(table)
-    if args.update_readme:
-        update_readme_section("model", table)
-    if args.nested:  # its own README section: a plain run leaves the last nested figure alone
+    if args.update_docs:
+        update_docs_section("model", table)
+    if args.nested:  # its own section of docs/benchmarks.md: a plain run leaves the last nested figure alone
         nested_table = nested_section(frame, result)
         print(nested_table)
-        if args.update_readme:
-            update_readme_section("model-nested", nested_table)
+        if args.update_docs:
+            update_docs_section("model-nested", nested_table)
     print(json.dumps(result))
     return 0
 

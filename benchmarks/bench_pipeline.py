@@ -1,7 +1,7 @@
 """Pipeline benchmark: cold and warm `make run` on a fresh state dir, and holdout metrics.
 
 Cold = empty instance, MLflow store and cache (the venv is already installed); warm = the
-same command again with nothing changed. Prints a table; --update-readme writes it to README.
+same command again with nothing changed. Prints a table; --update-docs writes it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 
 def timed_run(env: dict[str, str], extra: list[str]) -> tuple[float, str, int]:
@@ -49,7 +49,7 @@ def parse(stdout: str) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     parser.add_argument("run_args", nargs="*", help="extra `cli run` arguments (budget)")
     args = parser.parse_args()
     state = Path(tempfile.mkdtemp(prefix="insurance-bench-"))
@@ -79,8 +79,8 @@ def main() -> int:
 | … in the cold run | {cold["trust"][2]} ms ({cold["trust"][0]} signatures, {cold["trust"][1]} verifications) | |
 """
     print(table)
-    if args.update_readme:
-        update_readme_section("pipeline", table)
+    if args.update_docs:
+        update_docs_section("pipeline", table)
     return 0
 
 

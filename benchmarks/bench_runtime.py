@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 
 def champion_pipeline():
@@ -152,7 +152,7 @@ def measure_ours(export, version: int, X, expected) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     args = parser.parse_args()
 
     import onnxruntime
@@ -184,8 +184,8 @@ loads the model (numpy alone: {baseline_rss:.0f} MiB).
 | model file | {ours["size"]:.0f} KiB | {onnx["size"]:.0f} KiB |
 """
     print(table)
-    if args.update_readme:
-        update_readme_section("runtime", table)
+    if args.update_docs:
+        update_docs_section("runtime", table)
     return 0
 
 

@@ -5,7 +5,7 @@ charges × (1 ± 5 %), clipped to the contract's bounds), written under the stat
 never committed. Each size runs `cli run` cold on a fresh state (default budget, or the
 `run_args` given), sampling the run's memory (summed over its processes) as it goes. Per size:
 seconds per step (from the run's events) and in all, peak RSS, the holdout r² and MAE and the
-interval's holdout coverage. Prints a table; --update-readme writes it to README; the last
+interval's holdout coverage. Prints a table; --update-docs writes it to docs/benchmarks.md; the last
 line is one JSON object keyed by size.
 
 `SIZES=100000 make bench-scale` runs one size.
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 from tooling.load import tree_rss_mib  # noqa: E402
 
@@ -156,7 +156,7 @@ def table(found: dict[int, dict], run_args: list[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     parser.add_argument("run_args", nargs="*", help="extra `cli run` arguments (budget)")
     args = parser.parse_args()
     sizes = [int(s) for s in os.environ.get("SIZES", "").split(",") if s] or DEFAULT_SIZES
@@ -164,7 +164,7 @@ def main() -> int:
 
     root = Path(StateSettings().state_dir) / ".bench-scale"
     root.mkdir(exist_ok=True)
-    # Sizes measured one at a time (`SIZES=…`) accumulate: README's table holds each size's
+    # Sizes measured one at a time (`SIZES=…`) accumulate: docs/benchmarks.md holds each size's
     # latest run with the same budget.
     saved = root / f"results{'-' + '-'.join(args.run_args) if args.run_args else ''}.json"
     found = {int(k): v for k, v in json.loads(saved.read_text()).items()} if saved.exists() else {}
@@ -175,8 +175,8 @@ def main() -> int:
         print(json.dumps({str(rows): found[rows]}), file=sys.stderr, flush=True)
     text = table(found, args.run_args)
     print(text)
-    if args.update_readme:
-        update_readme_section("scale", text)
+    if args.update_docs:
+        update_docs_section("scale", text)
     print(json.dumps({str(k): v for k, v in found.items() if k in sizes}))
     return 0
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
 from tooling.load import post_script, tree_rss_mib, wrk  # noqa: E402
@@ -178,7 +178,7 @@ def main() -> int:
     parser.add_argument("--artifact-dir", type=Path, required=True, help="for the in-process path")
     parser.add_argument("--service-python", required=True, help="the serving-only interpreter")
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     args = parser.parse_args()
 
     inproc = in_process(args.artifact_dir)
@@ -193,8 +193,8 @@ def main() -> int:
         serve.wait(30), trivial.wait(30)
     table = service_table(args, measured, inproc)
     print(table)
-    if args.update_readme:
-        update_readme_section("service", table)
+    if args.update_docs:
+        update_docs_section("service", table)
     return 0
 
 

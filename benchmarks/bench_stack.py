@@ -2,7 +2,7 @@
 server, search on the Dask cluster) against the same run on local state, measured in the same
 run. A stack of its own (temporary folder, ports and databases), destroyed at the end.
 
-Prints a table; --update-readme writes it to README.
+Prints a table; --update-docs writes it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT))
 
-from _readme import update_readme_section  # noqa: E402
+from _docs import update_docs_section  # noqa: E402
 from bench_pipeline import parse, timed_run  # noqa: E402
 
 from tooling import stack  # noqa: E402
@@ -58,7 +58,7 @@ def checked(label: str, result: tuple[float, str, int]) -> tuple[float, dict[str
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--update-readme", action="store_true")
+    parser.add_argument("--update-docs", "--update-readme", dest="update_docs", action="store_true")
     parser.add_argument("run_args", nargs="*", help="extra `cli run` arguments (budget)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="insurance-bench-stack-"))
@@ -100,8 +100,8 @@ Dagster on PostgreSQL with its own role), client state dir empty:
 | steps recomputed in the warm run | {warm_local[1]["misses"]} | {warm_stack[1]["misses"]} | 0 |
 """
     print(table)
-    if args.update_readme:
-        update_readme_section("stack", table)
+    if args.update_docs:
+        update_docs_section("stack", table)
     return 0
 
 

@@ -1,5 +1,5 @@
 """The pipeline's settings, one pydantic-settings class per concern, read from the
-environment (README "Configuration"). The service has its own (`serving.settings`).
+environment (docs/configuration.md). The service has its own (`serving.settings`).
 
 Every path defaults to the default state layout (`domain.layout`) under the checkout, so that
 `make run` works on a fresh clone; each can be moved with an environment variable.
@@ -136,7 +136,7 @@ class DeploySettings(BaseSettings):
 class GatePolicySettings(BaseSettings):
     """This deployment's gate policy (INSURANCE_GATE_*): the thresholds every gate judges by
     unless run config makes them stricter. In `production` a run may only tighten them, and
-    every deployer refuses a version approved under a weaker policy (README "Trust")."""
+    every deployer refuses a version approved under a weaker policy (docs/trust.md)."""
 
     model_config = _CONFIG
     r2_floor: float = Field(default=GatePolicy.r2_floor, validation_alias="INSURANCE_GATE_R2_FLOOR")
@@ -187,7 +187,7 @@ class ScheduleSettings(BaseSettings):
 
 
 class TrustSettings(BaseSettings):
-    """The pipeline's signing key and the public keys verifiers trust (README "Trust")."""
+    """The pipeline's signing key and the public keys verifiers trust (docs/trust.md)."""
 
     model_config = _CONFIG
     signing_key: Path | None = Field(default=None, validation_alias="INSURANCE_SIGNING_KEY")

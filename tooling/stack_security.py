@@ -1,6 +1,6 @@
-"""The stack's credentials: every service refuses a request without them (README "Past one
-machine"). Generated per stack, kept in files of mode 0600 under the stack's folder (0700),
-handed to clients through `.stack/env` under the names the tools read.
+"""The stack's credentials: every service refuses a request without them
+(docs/scale-out.md). Generated per stack, kept in files of mode 0600 under the stack's folder
+(0700), handed to clients through `.stack/env` under the names the tools read.
 
 - MLflow: its own login (`mlflow server --app-name basic-auth`): an admin user and password
   of this stack, no permission for anyone else (MLFLOW_TRACKING_USERNAME / _PASSWORD).

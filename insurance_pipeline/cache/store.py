@@ -70,7 +70,7 @@ def step_cache_key(
     config: Mapping[str, Any],
     libraries: Iterable[str] = (),
 ) -> str:
-    """The recipe documented in README ("Cached steps")."""
+    """The recipe documented in docs/graph.md ("Cached steps")."""
     return joblib.hash(
         {
             "step": step,

@@ -2,7 +2,7 @@
 
 from dagster import AssetSelection, define_asset_job
 
-# The asset groups (given by stage folder, `_steps.stage_group`): README and CI select
+# The asset groups (given by stage folder, `_steps.stage_group`): the docs and CI select
 # `group:training`; the deploy group is outside it.
 TRAINING_GROUP, DEPLOY_GROUP = "training", "deploy"
 TRAINING_JOB, DEPLOY_JOB = "training", "deploy"

@@ -25,7 +25,7 @@ from insurance_pipeline.resources.trust import TrustResource
 from insurance_pipeline.settings import DeploySettings, SearchSettings, StateSettings
 
 ENVIRONMENT_ONLY = (
-    'From the operator\'s environment only: run config cannot set it (README "Trust").'
+    'From the operator\'s environment only: run config cannot set it (docs/trust.md).'
 )
 
 

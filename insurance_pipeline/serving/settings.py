@@ -1,7 +1,7 @@
 """The service's settings: one class, read from the environment (pydantic-settings).
 
 Every variable keeps the name the original service and the chart use (SERVICE_HOST,
-APP_NAME, …); see README "Serving"."""
+APP_NAME, …); see docs/serving.md."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ jackknife+/CV+ family, with the full-data model at prediction time):
    the conformal quantile q (rank ceil((n + 1) * level)) and every interval bound;
 4. the interval at x: prediction ± q * max(scale(x), floor).
 
-Measured (README "Intervals"): at 90 % it covers as the non-adaptive baseline (split conformal
+Measured (docs/intervals.md): at 90 % it covers as the non-adaptive baseline (split conformal
 on absolute residuals) does, about a fifth narrower on average, wide for smokers and narrow
 for most non-smokers. MAPIE 1.6 fits its own models only for split calibration (which would
 hold rows out of the point model) or cross-conformal "plus" intervals (which need all K fold
@@ -45,7 +45,7 @@ class IntervalConfig:
     # Above this many training rows: split conformal instead of cross-conformal. Cross-
     # conformal refits the spec `folds` times on (folds - 1)/folds of the rows (measured: 317 s
     # at 100,000 rows, 1,356 s at 1,000,000); split conformal fits it once, on the rows outside
-    # a calibration set that is large by then (README "A million rows").
+    # a calibration set that is large by then (docs/million-rows.md).
     cross_conformal_max_rows: int = 20_000
     calibration_fraction: float = 0.2  # split conformal: this share of the rows ...
     calibration_max_rows: int = 100_000  # ... at most this many, calibrate the interval

@@ -24,7 +24,7 @@ SEARCH_SPACES = ("insurance", "boosted", "baseline", "linear-light", "linear", "
 SCORERS = ("r2_mae", "neg_mean_squared_error", "neg_mean_absolute_error")
 
 # One unit of r2 is worth $100,000 of MAE: 0.001 r2 trades against $100 of mean error. On
-# this data that steers the search to models that are good on both (see README "Model").
+# this data that steers the search to models that are good on both (see docs/model.md).
 MAE_PER_R2 = 100_000.0
 
 
@@ -269,7 +269,7 @@ def _huber_blend(params: dict) -> dict:
 
 
 def insurance_search_space(random_state: int):
-    """What suits this data (measured, README "Model"): Huber losses, which ignore part of the
+    """What suits this data (measured, docs/model.md): Huber losses, which ignore part of the
     long right tail of charges and so keep MAE low, and an average of a scikit-learn and a
     LightGBM Huber booster, which recovers the r2 either loses alone. TPOT tunes both members
     and the weight; the single boosters stay in the space as alternatives."""
