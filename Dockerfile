@@ -21,8 +21,9 @@ WORKDIR /src
 # vocabulary it shares with training; no training code, no training library.
 COPY constraints.txt ./
 COPY deploy/service/pyproject.toml ./pyproject.toml
-COPY insurance_pipeline/__init__.py insurance_pipeline/_compat.py ./insurance_pipeline/
+COPY insurance_pipeline/__init__.py ./insurance_pipeline/
 COPY insurance_pipeline/domain ./insurance_pipeline/domain
+COPY insurance_pipeline/compiled ./insurance_pipeline/compiled
 COPY insurance_pipeline/serving ./insurance_pipeline/serving
 # Its dependencies only (numpy, FastAPI, uvicorn, pydantic). Then no installer either, and
 # bytecode compiled once here instead of at every start.
@@ -69,7 +70,7 @@ COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json ${MODEL
 # manifest, which pins model.npz; the service's own loader checks both and the reference rows.
 RUN test -n "${MODEL_SHA256}" \
     && echo "${MODEL_SHA256}  /app/model/manifest.json" | sha256sum -c - \
-    && /opt/venv/bin/python -c "from insurance_pipeline.serving.artifact import load_artifact; \
+    && /opt/venv/bin/python -c "from insurance_pipeline.compiled.artifact import load_artifact; \
 load_artifact('/app/model', '${MODEL_SHA256}')"
 WORKDIR /app
 USER 10001:10001

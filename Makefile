@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test ui bench bench-model bench-scale clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
+.PHONY: help install run test test-fast ui bench bench-model bench-scale clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
 SERVING_VENV ?= .venv-serving
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -45,8 +45,13 @@ endif
 run: install $(DAGSTER_HOME)/dagster.yaml  ## materialize every training asset (default budget)
 	$(PY) -m insurance_pipeline.cli run $(ARGS)
 
-test: install  ## run the whole test suite
+test: install  ## run the whole test suite (every lane: what CI runs)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The pure lane (README "Test lanes"): no Dagster run, no server, no image.
+FAST := pure and not dagster and not servers and not image
+test-fast: install  ## the pure tests only, for an edit to pure code (under 2 minutes)
+	$(PY) -m pytest -m "$(FAST)" $(PYTEST_ARGS)
 
 lint: install  ## ruff, the layer contracts (import-linter) and `dg check defs`
 	$(VENV)/bin/ruff check insurance_pipeline insurance_pipeline_tests benchmarks tooling
@@ -91,8 +96,8 @@ serving-venv: $(SERVING_VENV)/.installed  ## the service's own install (base dep
 # Built by `make install`, never on first use: `make serve` runs the service from it, so what
 # is measured and tested is what the image ships: the service's own distribution
 # (deploy/service/pyproject.toml, staged as the Dockerfile copies it) and its dependencies.
-SERVICE_SOURCES := $(shell find insurance_pipeline/serving insurance_pipeline/domain -name '*.py') \
-	insurance_pipeline/__init__.py insurance_pipeline/_compat.py deploy/service/pyproject.toml constraints.txt
+SERVICE_SOURCES := $(shell find insurance_pipeline/serving insurance_pipeline/compiled insurance_pipeline/domain -name '*.py') \
+	insurance_pipeline/__init__.py deploy/service/pyproject.toml constraints.txt
 $(SERVING_VENV)/.installed: $(STAMP) $(SERVICE_SOURCES)
 	@test -x $(SERVING_VENV)/bin/python || $(PYTHON) -m venv $(SERVING_VENV)
 	$(SERVING_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24,<27"

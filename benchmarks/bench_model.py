@@ -181,7 +181,9 @@ def main() -> int:
     print(table)
     if args.update_docs:
         update_docs_section("model", table)
-    if args.nested:  # its own section of docs/benchmarks.md: a plain run leaves the last nested figure alone
+    if (
+        args.nested
+    ):  # its own section of docs/benchmarks.md: a plain run leaves the last nested figure alone
         nested_table = nested_section(frame, result)
         print(nested_table)
         if args.update_docs:

@@ -126,7 +126,7 @@ def measure_onnx(pipeline, X, expected) -> dict:
 
 
 def measure_ours(export, version: int, X, expected) -> dict:
-    from insurance_pipeline.serving.artifact import write_artifact
+    from insurance_pipeline.compiled.artifact import write_artifact
 
     regressor = export.model.regressor
     p50, p99 = latency_us(lambda x: regressor.predict_row(x[0]), X[:1])
@@ -141,7 +141,7 @@ def measure_ours(export, version: int, X, expected) -> dict:
         )
         rss = process_rss_mib(
             "import numpy as np\n"
-            "from insurance_pipeline.serving.artifact import load_artifact\n"
+            "from insurance_pipeline.compiled.artifact import load_artifact\n"
             f"m = load_artifact({str(folder)!r}).model\n"
             f"m.regressor.predict_row(np.zeros({X.shape[1]}))\n"
         )

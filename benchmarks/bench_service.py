@@ -83,7 +83,7 @@ def pin_check_ms(artifact: Path, n: int = 200) -> float:
     """What the service's trust costs: once, at load, the sha256 of the manifest against
     MODEL_SHA256 (the manifest pins model.npz, which is hashed at load anyway). No request
     verifies anything."""
-    from insurance_pipeline.serving.artifact import manifest_digest, read_manifest
+    from insurance_pipeline.compiled.artifact import manifest_digest, read_manifest
 
     digest = manifest_digest(artifact)
     started = time.perf_counter()

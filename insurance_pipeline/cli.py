@@ -139,7 +139,12 @@ HOST_TAG, PID_TAG = "insurance_pipeline/host", "insurance_pipeline/pid"
 def release_abandoned_runs(instance) -> list[str]:
     """Runs this host's `make run` started whose process is gone (killed mid-run): marked
     failed and their pool slots freed, so that the next run is not held behind them. Called
-    under the run lock, when no other `make run` of this state is alive."""
+    under the run lock, when no other `make run` of this state is alive.
+
+    Dagster's run monitoring does this for runs its run launcher started, in the daemon
+    (`run_monitoring` in deploy/dagster/dagster.yaml: `make stack`, Kubernetes). It cannot
+    here: `make run` executes in process, with no daemon running, and no launcher that could
+    check a worker it did not start; a killed run would stay STARTED, holding its slot."""
     from dagster import DagsterRunStatus, RunsFilter
 
     released = []

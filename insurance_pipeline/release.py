@@ -29,6 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from insurance_pipeline.compiled.artifact import (
+    ARTIFACT_FILES,
+    MANIFEST_FILE,
+    SIGNATURE_FILE,
+    write_artifact,
+)
 from insurance_pipeline.core.data.split import Split
 from insurance_pipeline.core.export import ServingExport
 from insurance_pipeline.core.gates.champion import (
@@ -70,12 +76,6 @@ from insurance_pipeline.resources.mlflow import (
     pickle_subject,
 )
 from insurance_pipeline.resources.trust import TrustResource
-from insurance_pipeline.serving.artifact import (
-    ARTIFACT_FILES,
-    MANIFEST_FILE,
-    SIGNATURE_FILE,
-    write_artifact,
-)
 
 # The files an approval signs, by their path in the model's MLflow run.
 SERVED_PATHS = {name: f"{SERVING_ARTIFACT_PATH}/{name}" for name in ARTIFACT_FILES}

@@ -17,6 +17,17 @@ from insurance_pipeline_tests.helpers import (
     patched_environ,
 )
 
+LANES = ("pure", "dagster", "servers", "image")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test is in a lane (pyproject.toml's markers): one without is an error."""
+    unmarked = [item.nodeid for item in items if not any(item.get_closest_marker(m) for m in LANES)]
+    if unmarked:
+        raise pytest.UsageError(
+            "tests without a lane mark (pure, dagster, servers, image): " + ", ".join(unmarked)
+        )
+
 
 @pytest.fixture(scope="session")
 def shared_step_cache(tmp_path_factory) -> Path:

@@ -382,8 +382,8 @@ SERVICE_PYTHON = str(SERVING_VENV_PYTHON) if SERVING_VENV_PYTHON.exists() else s
 
 
 def export_artifact(pipeline, folder: Path, version: int = 1, interval=None) -> Path:
+    from insurance_pipeline.compiled.artifact import write_artifact
     from insurance_pipeline.core.export import export_pipeline
-    from insurance_pipeline.serving.artifact import write_artifact
 
     export = export_pipeline(pipeline, interval)
     write_artifact(

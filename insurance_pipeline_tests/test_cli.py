@@ -3,10 +3,14 @@
 import subprocess
 import sys
 
+import pytest
+
 from insurance_pipeline.cache.store import StepCache
 from insurance_pipeline.core.trust.keys import Signer, Verifier
 from insurance_pipeline.domain.layout import CHECKOUT
 from insurance_pipeline_tests.helpers import SESSION_KEY
+
+pytestmark = pytest.mark.dagster
 
 
 def cli(tmp_path, *args):

@@ -24,6 +24,8 @@ from insurance_pipeline_tests.helpers import (
     registry_state,
 )
 
+pytestmark = pytest.mark.dagster
+
 TINY = "--generations 1 --population-size 4 --cv 2 --r2-floor 0.5 --log-level INFO"
 
 

@@ -7,6 +7,8 @@ import pytest
 
 from insurance_pipeline.domain.layout import CHECKOUT
 
+pytestmark = pytest.mark.pure
+
 MAX_LINES = 60
 TABLES = {("insurance_pipeline/core/modeling/search.py", "boosted_search_space")}
 SOURCES = sorted(

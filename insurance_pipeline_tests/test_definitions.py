@@ -7,6 +7,8 @@ from dagster import AssetKey
 
 from insurance_pipeline_tests.helpers import SESSION_KEY, definitions
 
+pytestmark = pytest.mark.dagster
+
 defs = definitions()
 
 EDGES = {

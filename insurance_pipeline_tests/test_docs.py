@@ -56,12 +56,8 @@ def resolves(token: str, page: Path) -> bool:
 def test_readme_is_a_front_door():
     lines = text(CHECKOUT / "README.md").splitlines()
     assert len(lines) <= 250, len(lines)
-    assert lines[2:6] == [
-        "```bash",
-        "make run    # creates .venv if missing, installs, trains, validates and registers the model",
-        "make test   # the whole test suite (what CI runs through .ci/run)",
-        "```",
-    ]
+    assert lines[2] == "```bash" and lines[5] == "```"  # exactly the two commands
+    assert lines[3].startswith("make run ") and lines[4].startswith("make test ")
     for page in PAGES[1:]:
         assert f"docs/{page.name}" in text(CHECKOUT / "README.md"), f"README links no {page.name}"
 

@@ -5,8 +5,11 @@ value is data, and as a pickle only where it holds a fitted estimator.
 - `json`: a tree of dataclasses from `DATA_TYPES`, with strings, numbers (NaN and infinities
   included), booleans, None, lists, tuples, dicts, bytes, numpy arrays (`.npy`, no pickle)
   and DataFrames (parquet) inside. Reading it builds only those dataclasses.
-- `pickle`: anything else (fitted scikit-learn, TPOT and LightGBM objects), loaded only after
-  the entry's signature verified (see `store`).
+- `pickle`: a fitted estimator, or one of the listed values that hold one
+  (`ESTIMATOR_TYPES`), loaded only after the entry's signature verified (see `store`).
+
+Any other value is refused with an error naming its type: a new dataclass is never silently
+stored as a pickle; it goes into `DATA_TYPES` (data) or `ESTIMATOR_TYPES` (holds a model).
 """
 
 from __future__ import annotations
@@ -37,11 +40,34 @@ DATA_TYPES = frozenset(
         "insurance_pipeline.core.modeling.report:ValidationReport",
     }
 )
+# The values that hold fitted estimators (stored as pickles), by "module:name"; a fitted
+# scikit-learn estimator itself (`BaseEstimator`: a pipeline, a transformer) is one too.
+ESTIMATOR_TYPES = frozenset(
+    {
+        "insurance_pipeline.core.modeling.search:SearchResult",
+        "insurance_pipeline.core.modeling.intervals:ConformalInterval",
+        "insurance_pipeline.core.modeling.model:TrainedModel",
+    }
+)
 FORMATS = ("parquet", "json", "pickle")
 
 
 class NotData(TypeError):
     """The value holds something that is not data (it is pickled instead)."""
+
+
+class UnknownValue(TypeError):
+    """A value of a type the codec does not know: neither data nor a listed estimator."""
+
+
+def type_name(value: Any) -> str:
+    return f"{type(value).__module__}:{type(value).__qualname__}"
+
+
+def holds_estimator(value: Any) -> bool:
+    from sklearn.base import BaseEstimator
+
+    return isinstance(value, BaseEstimator) or type_name(value) in ESTIMATOR_TYPES
 
 
 def _frame_bytes(frame: pd.DataFrame) -> bytes:
@@ -69,11 +95,11 @@ def _to_tree(value: Any) -> Any:
         return {"__ndarray__": base64.b64encode(buffer.getvalue()).decode()}
     if isinstance(value, pd.DataFrame):
         return {"__frame__": base64.b64encode(_frame_bytes(value)).decode()}
-    name = f"{type(value).__module__}:{type(value).__qualname__}"
+    name = type_name(value)
     if dataclasses.is_dataclass(value) and name in DATA_TYPES:
         fields = {f.name: _to_tree(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"__type__": name, "fields": fields}
-    raise NotData(f"{type(value).__name__} is not data")
+    raise NotData(f"{name} is not data")
 
 
 def _from_tree(node: Any) -> Any:
@@ -105,10 +131,16 @@ def encode(value: Any) -> tuple[str, bytes]:
         return "parquet", _frame_bytes(value)
     try:
         return "json", json.dumps(_to_tree(value)).encode()
-    except NotData:
-        buffer = io.BytesIO()
-        joblib.dump(value, buffer)
-        return "pickle", buffer.getvalue()
+    except NotData as not_data:
+        if not holds_estimator(value):
+            raise UnknownValue(
+                f"the step cache cannot store a {type_name(value)} ({not_data}): list it in "
+                "cache/codec.py, DATA_TYPES if it is data or ESTIMATOR_TYPES if it holds a "
+                "fitted estimator"
+            ) from None
+    buffer = io.BytesIO()
+    joblib.dump(value, buffer)
+    return "pickle", buffer.getvalue()
 
 
 def decode(fmt: str, data: bytes) -> Any:

@@ -24,9 +24,7 @@ from insurance_pipeline.resources import (
 from insurance_pipeline.resources.trust import TrustResource
 from insurance_pipeline.settings import DeploySettings, SearchSettings, StateSettings
 
-ENVIRONMENT_ONLY = (
-    'From the operator\'s environment only: run config cannot set it (docs/trust.md).'
-)
+ENVIRONMENT_ONLY = "From the operator's environment only: run config cannot set it (docs/trust.md)."
 
 
 def environment_only(resource: dg.ConfigurableResource) -> dg.ResourceDefinition:

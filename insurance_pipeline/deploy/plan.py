@@ -33,8 +33,8 @@ SERVICE_FILES = (
     "constraints.txt",
     "deploy/service/pyproject.toml",
     "insurance_pipeline/__init__.py",
-    "insurance_pipeline/_compat.py",
     "insurance_pipeline/domain",
+    "insurance_pipeline/compiled",
     "insurance_pipeline/serving",
 )
 MODEL_DIR = "model"

@@ -96,6 +96,7 @@ def _dataset_inputs(datasets: dict[str, tuple[Any, str]], source: str, target: s
     """MLflow dataset inputs (`mlflow.data.from_pandas`: name, source, digest, schema and
     profile), each tagged with its context (training, test)."""
     import mlflow.data
+    from mlflow.entities import Dataset as DatasetEntity
     from mlflow.entities import DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
@@ -106,11 +107,9 @@ def _dataset_inputs(datasets: dict[str, tuple[Any, str]], source: str, target: s
             dataset = mlflow.data.from_pandas(
                 frame, source=source or None, targets=target, name=name
             )
-        inputs.append(
-            DatasetInput(
-                dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]
-            )
-        )
+        # the dataset entity from the dataset's public description (`to_dict`)
+        entity = DatasetEntity(**dataset.to_dict())
+        inputs.append(DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)]))
     return inputs
 
 

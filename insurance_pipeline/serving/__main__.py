@@ -32,10 +32,12 @@ class DrainingServer(uvicorn.Server):
         if state is not None:
             state.draining = True
         super().handle_exit(sig, frame)
-        if sig == signal.SIGTERM:
-            # uvicorn raises a captured signal again once it has shut down, which ends the
-            # process by the signal (status 143) before the last records are written.
-            self._captured_signals.remove(sig)
+
+
+def _drained(sig, frame) -> None:
+    """SIGTERM once the server has drained. uvicorn raises the signal it shut down on again
+    after restoring the handlers it found; with this one installed first, that ends nothing:
+    `main` writes the last records and returns, and the process exits 0."""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         ),
     )
+    signal.signal(signal.SIGTERM, _drained)  # before uvicorn installs (and restores) its own
     DrainingServer(config).run()
     flush_logs()
 

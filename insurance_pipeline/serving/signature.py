@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from insurance_pipeline.serving.artifact import SIGNATURE_FILE, ArtifactError
+from insurance_pipeline.compiled.artifact import SIGNATURE_FILE, ArtifactError
 
 SECONDS = 30
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from insurance_pipeline.compiled.artifact import ArtifactError, Manifest, load_artifact
+from insurance_pipeline.compiled.model import CompiledModel
 from insurance_pipeline.domain.schema import MODEL_NAME
-from insurance_pipeline.serving.artifact import ArtifactError, Manifest, load_artifact
-from insurance_pipeline.serving.compiled import CompiledModel
 from insurance_pipeline.serving.logging import PredictionLog
 from insurance_pipeline.serving.signature import verify_signature
 

@@ -20,6 +20,8 @@ from insurance_pipeline_tests.helpers import (
     run_cli,
 )
 
+pytestmark = pytest.mark.dagster
+
 CLI = [*TINY_CLI, "--r2-floor", "0.5", "--log-level", "ERROR"]
 SERVICE_MODULES = sorted((CHECKOUT / "insurance_pipeline" / "serving").rglob("*.py"))
 # Not the code that computes a value: editing any of these must change no code version.
@@ -126,7 +128,7 @@ def test_editing_the_service_resources_or_settings_changes_no_code_version(tmp_p
 def test_editing_the_compiled_model_misses_nothing(project_copy, workspace):
     restore = edit(
         project_copy,
-        "serving/compiled.py",
+        "compiled/model.py",
         "REFERENCE_TOLERANCE = 1e-6",
         "REFERENCE_TOLERANCE = 2e-6",
     )

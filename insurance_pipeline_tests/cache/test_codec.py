@@ -17,6 +17,8 @@ from insurance_pipeline.core.modeling.metrics import (
 )
 from insurance_pipeline.core.modeling.report import ValidationReport
 
+pytestmark = pytest.mark.pure
+
 
 def evaluation() -> HoldoutEvaluation:
     metrics = regression_metrics([1.0, 2.0, 3.0], [1.1, np.nan, 2.9])
@@ -57,3 +59,30 @@ def test_only_the_allowed_dataclasses_are_built():
     tree = {"__type__": "os:system", "fields": {"command": "touch /tmp/pwned"}}
     with pytest.raises(ValueError, match="not a data type"):
         decode("json", json.dumps(tree).encode())
+
+
+def test_a_value_of_an_unknown_type_is_refused_naming_it():
+    """A new dataclass is never silently stored as a pickle."""
+    import dataclasses
+
+    from insurance_pipeline.cache.codec import UnknownValue
+
+    @dataclasses.dataclass
+    class Forgotten:
+        score: float
+
+    with pytest.raises(UnknownValue, match=r"cannot store a .*:.*Forgotten .*DATA_TYPES"):
+        encode(Forgotten(0.9))
+    with pytest.raises(UnknownValue, match="set"):
+        encode({"a": {1, 2}})  # not data, holds no estimator
+
+
+def test_fitted_estimators_and_the_listed_values_holding_them_are_pickled():
+    from sklearn.linear_model import LinearRegression
+
+    from insurance_pipeline.cache.codec import ESTIMATOR_TYPES
+
+    fitted = LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0])
+    fmt, data = encode(fitted)
+    assert fmt == "pickle" and decode(fmt, data).coef_[0] == pytest.approx(2.0)
+    assert "insurance_pipeline.core.modeling.model:TrainedModel" in ESTIMATOR_TYPES

@@ -17,6 +17,8 @@ from insurance_pipeline.cache.store import META_FILE, step_cache_key
 from insurance_pipeline.core.trust.keys import Signer, Verifier, generate_key
 from insurance_pipeline_tests.helpers import SESSION_KEY
 
+pytestmark = pytest.mark.pure
+
 
 def StepCache(root, **kwargs):  # noqa: N802 - the store, with the session's key
     signer = Signer(Path(SESSION_KEY))
@@ -170,7 +172,10 @@ def test_a_planted_pickle_never_runs(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     cache = StepCache(tmp_path / "cache")
-    cache.get_or_compute("trained_model", "k", lambda: Signer)  # a pickle-format entry
+    from sklearn.linear_model import LinearRegression
+
+    fitted = LinearRegression().fit([[0.0], [1.0]], [0.0, 1.0])
+    cache.get_or_compute("trained_model", "k", lambda: fitted)  # a pickle-format entry
     entry = tmp_path / "cache" / "trained_model" / "k"
     _forge(entry, pickle.dumps(Exploit()))
     again = cache.get_or_compute("trained_model", "k", lambda: "recomputed")

@@ -1,4 +1,8 @@
+import pytest
+
 from insurance_pipeline.core.redact import redact
+
+pytestmark = pytest.mark.pure
 
 
 def test_credentials_in_uris_are_redacted_and_the_rest_kept():

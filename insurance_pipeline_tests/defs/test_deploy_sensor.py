@@ -24,6 +24,8 @@ from insurance_pipeline_tests.helpers import (
     trust,
 )
 
+pytestmark = pytest.mark.dagster
+
 PASSING = {"gates": {"r2_floor": 0.5}}
 # A second model that must become champion whatever its tiny-budget quality.
 LENIENT = {"gates": {"r2_floor": 0.5, "r2_tolerance": 0.5, "mae_tolerance": 1.0}}

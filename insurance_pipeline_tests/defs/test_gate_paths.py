@@ -29,6 +29,8 @@ from insurance_pipeline_tests.helpers import (
     trust,
 )
 
+pytestmark = pytest.mark.dagster
+
 WORSE = {"tpot_pipeline": {**TINY_SEARCH, "search_space": "baseline"}}
 REGISTERED = AssetKey("registered_model")
 

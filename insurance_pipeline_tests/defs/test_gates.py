@@ -17,6 +17,8 @@ from insurance_pipeline_tests.helpers import (
     tiny_run_config,
 )
 
+pytestmark = pytest.mark.dagster
+
 CONTRACT = AssetCheckKey(AssetKey("raw_insurance_data"), "raw_insurance_data_contract")
 R2_CHECK = AssetCheckKey(AssetKey("validation_metrics"), "r2_above_floor")
 CHALLENGER = AssetCheckKey(AssetKey("champion_comparison"), "challenger_not_worse")

@@ -25,6 +25,8 @@ from insurance_pipeline_tests.helpers import (
     trust,
 )
 
+pytestmark = pytest.mark.dagster
+
 ISOLATED_CACHE = True  # asserts cold misses, then exactly which steps miss
 ASSETS = TRAINING_ASSETS
 CACHED = ASSETS[:-1]
@@ -167,11 +169,11 @@ def test_new_seed_misses_the_split_and_downstream_while_the_profile_hits(first_r
 def test_champion_serving_artifact_is_compiled_pinned_and_equivalent(first_run, tmp_path):
     import numpy as np
 
+    from insurance_pipeline.compiled.artifact import load_artifact, manifest_digest
     from insurance_pipeline.core.data.contract import read_insurance_csv, to_typed_frame
     from insurance_pipeline.core.trust.files import verify_folder
     from insurance_pipeline.domain.schema import FEATURE_COLUMNS
     from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
-    from insurance_pipeline.serving.artifact import load_artifact, manifest_digest
 
     meta, _ = first_run
     keys, releases = trust(), release()

@@ -11,6 +11,8 @@ from insurance_pipeline_tests.helpers import (
     tiny_run_config,
 )
 
+pytestmark = pytest.mark.dagster
+
 GATES = {"r2_floor": 0.5}
 
 

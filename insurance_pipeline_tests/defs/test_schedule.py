@@ -15,6 +15,8 @@ from insurance_pipeline_tests.helpers import (
     tiny_run_config,
 )
 
+pytestmark = pytest.mark.dagster
+
 TRAINING = set(TRAINING_ASSETS)
 
 

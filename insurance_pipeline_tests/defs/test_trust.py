@@ -19,6 +19,7 @@ import pytest
 from dagster import AssetKey, DagsterInstance, RunsFilter, SkipReason
 
 from insurance_pipeline.cache.store import META_FILE
+from insurance_pipeline.compiled.artifact import MANIFEST_FILE, NPZ_FILE
 from insurance_pipeline.core.trust.keys import Signer, generate_key
 from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.mlflow import (
@@ -28,7 +29,6 @@ from insurance_pipeline.resources.mlflow import (
     SERVING_ARTIFACT_PATH,
     SERVING_SHA_TAG,
 )
-from insurance_pipeline.serving.artifact import MANIFEST_FILE, NPZ_FILE
 from insurance_pipeline_tests.helpers import (
     TINY_SEARCH,
     dagster_cli,
@@ -45,6 +45,8 @@ from insurance_pipeline_tests.helpers import (
     serve_failing_registry,
     tiny_run_config,
 )
+
+pytestmark = pytest.mark.dagster
 
 ISOLATED_CACHE = True  # entries are forged here
 GATES = {"r2_floor": 0.5}
@@ -145,7 +147,7 @@ def forged_serving_folder(source: Path, dest: Path) -> str:
     manifest = json.loads((dest / MANIFEST_FILE).read_text())
     manifest["sha256"] = hashlib.sha256(buffer.getvalue()).hexdigest()
     (dest / MANIFEST_FILE).write_text(json.dumps(manifest))
-    from insurance_pipeline.serving.artifact import load_artifact, manifest_digest
+    from insurance_pipeline.compiled.artifact import load_artifact, manifest_digest
 
     load_artifact(dest)  # the service itself would take it: only the signature stops it
     return manifest_digest(dest)

@@ -45,6 +45,8 @@ from insurance_pipeline_tests.helpers import (
     tiny_run_config,
 )
 
+pytestmark = pytest.mark.dagster
+
 PASSING = {"r2_floor": 0.5}
 # A second model that must become champion whatever its tiny-budget quality.
 LENIENT = {"r2_floor": 0.5, "r2_tolerance": 0.5, "mae_tolerance": 1.0}
@@ -252,7 +254,7 @@ def test_rolling_back_is_an_explicit_signed_act(champions):
 
 
 def test_export_champion_pins_what_it_exported(champions, tmp_path):
-    from insurance_pipeline.serving.artifact import manifest_digest
+    from insurance_pipeline.compiled.artifact import manifest_digest
 
     dest = tmp_path / "champion"
     assert export_champion(dest).returncode == 0

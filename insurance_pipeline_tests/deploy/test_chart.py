@@ -14,6 +14,8 @@ from insurance_pipeline.deploy.plan import (
 )
 from insurance_pipeline.resources.deploy import DeployRunnerResource
 
+pytestmark = pytest.mark.pure
+
 HELM = DeployRunnerResource().helm()
 BASE = {"model.version": "7", "model.sha256": "ab" * 32}
 NON_DEFAULT = {

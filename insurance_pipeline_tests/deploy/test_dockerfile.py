@@ -6,8 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from insurance_pipeline.deploy.plan import PROJECT, stage_build_context
 from insurance_pipeline_tests.helpers import TRAINING_STACK, imported_top_modules
+
+pytestmark = pytest.mark.pure
 
 DOCKERFILE = (PROJECT / "Dockerfile").read_text()
 
@@ -46,7 +50,7 @@ def test_build_context_holds_only_what_the_image_needs(tmp_path):
     }
     assert {p.name for p in (context / "insurance_pipeline").iterdir()} == {
         "__init__.py",
-        "_compat.py",
+        "compiled",
         "domain",
         "serving",
     }
@@ -70,7 +74,7 @@ def test_no_file_the_image_installs_imports_the_training_stack(tmp_path):
 
 
 def test_the_image_bakes_in_the_compiled_model_and_no_native_runtime():
-    from insurance_pipeline.serving.artifact import ARTIFACT_FILES, MANIFEST_FILE
+    from insurance_pipeline.compiled.artifact import ARTIFACT_FILES, MANIFEST_FILE
 
     # MODEL_SHA256 pins the manifest (which pins model.npz), checked at build time
     assert f"/app/model/{MANIFEST_FILE}" in DOCKERFILE and "sha256sum -c" in DOCKERFILE

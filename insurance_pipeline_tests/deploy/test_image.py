@@ -14,11 +14,11 @@ import psutil
 import pytest
 import yaml
 
+from insurance_pipeline.compiled.artifact import MANIFEST_FILE
 from insurance_pipeline.deploy.plan import source_revision
 from insurance_pipeline.resources import DeployRunnerResource
 from insurance_pipeline.resources.deploy import CommandRecord
 from insurance_pipeline.resources.mlflow import SERVING_SHA_TAG
-from insurance_pipeline.serving.artifact import MANIFEST_FILE
 from insurance_pipeline_tests.helpers import (
     TRAINING_LIBRARIES,
     TRAINING_STACK,
@@ -38,6 +38,8 @@ from insurance_pipeline_tests.helpers import (
 )
 from tooling import images as base_image
 from tooling.container import inspect_image, running_image
+
+pytestmark = pytest.mark.image
 
 CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 GATES = {"r2_floor": 0.5}
@@ -217,7 +219,7 @@ def test_the_image_serves_the_champion_as_uid_10001(
         shipped = json.loads(listing)
         assert {
             pathlib_name.split("insurance_pipeline/")[1].split("/")[0] for pathlib_name in shipped
-        } == {"__init__.py", "_compat.py", "domain", "serving"}, sorted(shipped)
+        } == {"__init__.py", "compiled", "domain", "serving"}, sorted(shipped)
         for path, source in shipped.items():
             assert not imported_top_modules(source) & set(TRAINING_STACK), path
         baked = ctr.exec("sha256sum", f"/app/model/{MANIFEST_FILE}").split()[0]

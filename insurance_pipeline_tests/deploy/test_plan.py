@@ -14,6 +14,8 @@ from insurance_pipeline.deploy.plan import (
     validate_inputs,
 )
 
+pytestmark = pytest.mark.pure
+
 SHA = "ab" * 32
 
 
@@ -59,6 +61,7 @@ def test_good_base_images_pass(base):
     validate_inputs(DeployTarget(base_image=base, release="icm", namespace="ml-prod"), 7, SHA)
 
 
+@pytest.mark.dagster  # loads the code location
 def test_the_deployers_programs_and_mounts_come_from_its_environment_not_run_config():
     """Run config (the launchpad) cannot name an executable or a build mount: the resource
     has no such fields; the deployment's environment sets them, checked."""

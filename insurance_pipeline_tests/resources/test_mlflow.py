@@ -2,9 +2,12 @@
 resource never touches MLflow's process-global URIs."""
 
 import mlflow as mlflow_api
+import pytest
 
 from insurance_pipeline.resources import MlflowResource
 from insurance_pipeline_tests.helpers import patched_environ
+
+pytestmark = pytest.mark.dagster
 
 
 def test_the_registry_uri_from_the_environment_is_the_one_used(tmp_path):

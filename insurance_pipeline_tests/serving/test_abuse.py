@@ -18,6 +18,8 @@ from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
 from tooling.load import batch_rows, open_fds, parse_wrk, post_script, tree_rss_mib, wrk_started
 
+pytestmark = pytest.mark.servers
+
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
 RSS_LIMIT_MIB = 200

@@ -8,6 +8,8 @@ import pytest
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 
+pytestmark = pytest.mark.servers
+
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BATCH = "/api/models/insurance_charges_model/predictions"
 VALID = EXAMPLE_INPUT

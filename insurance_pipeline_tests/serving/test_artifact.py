@@ -9,17 +9,19 @@ import httpx
 import numpy as np
 import pytest
 
-from insurance_pipeline.domain.hashing import file_sha256
-from insurance_pipeline.domain.schema import FEATURE_COLUMNS
-from insurance_pipeline.serving.artifact import (
+from insurance_pipeline.compiled.artifact import (
     MANIFEST_FILE,
     NPZ_FILE,
     ArtifactError,
     load_artifact,
     manifest_digest,
 )
+from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
+
+pytestmark = pytest.mark.pure
 
 VALID = EXAMPLE_INPUT
 
@@ -124,6 +126,7 @@ def test_a_manifest_model_file_outside_its_folder_is_refused(artifact_dir, tmp_p
 
 
 @pytest.mark.parametrize("damage", ["tamper", "delete"])
+@pytest.mark.servers  # starts the service process
 def test_a_damaged_artifact_keeps_the_service_up_but_not_ready(artifact_dir, tmp_path, damage):
     folder = copy_of(artifact_dir, tmp_path)
     if damage == "tamper":
@@ -148,6 +151,7 @@ def test_a_damaged_artifact_keeps_the_service_up_but_not_ready(artifact_dir, tmp
         stop(service)
 
 
+@pytest.mark.servers  # starts the service process
 def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
     pinned = manifest_digest(artifact_dir)
     other = "0" * 64
@@ -174,6 +178,7 @@ def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
     stop(service)
 
 
+@pytest.mark.servers  # starts the service process
 def test_a_manifest_edited_under_the_pin_is_refused_over_http(artifact_dir, tmp_path):
     """Attack G: the served manifest's version and description edited while MODEL_SHA256 is
     set: the pin covers the manifest too, so the service refuses it (503) and logs both
@@ -253,6 +258,7 @@ def test_a_file_changed_after_signing_is_refused_even_when_re_pinned(signed, tmp
     assert not state.ready and "does not verify" in state.error
 
 
+@pytest.mark.servers  # starts the service process
 def test_the_service_process_checks_the_signature_in_production(signed, tmp_path):
     folder, public = signed
     env = {

@@ -1,10 +1,13 @@
 from pathlib import Path
 
+import pytest
 import yaml
 
 from insurance_pipeline.serving.app import create_app
 from insurance_pipeline.serving.settings import ServiceSettings
 from tooling.contract import CONTRACT
+
+pytestmark = pytest.mark.pure
 
 PATHS = {
     "/api/models/insurance_charges_model/prediction": "post",

@@ -12,6 +12,8 @@ from pydantic import ValidationError
 from insurance_pipeline.serving.fast_path import BATCH
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 
+pytestmark = pytest.mark.pure
+
 VARIANTS = {
     "age": [35, 35.0, 35.5, True, "35", None, 17, 66, 1e300, -0.0, 18.0000000001, 2**70],
     "bmi": [27, 27.5, "27.5", True, None, 15, 50.0, 14.99, 1e400],

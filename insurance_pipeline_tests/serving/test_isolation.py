@@ -11,6 +11,8 @@ from insurance_pipeline.domain.layout import CHECKOUT
 from insurance_pipeline_tests.helpers import SERVING_VENV_PYTHON
 from insurance_pipeline_tests.helpers import TRAINING_LIBRARIES as BLOCKED
 
+pytestmark = pytest.mark.pure
+
 BLOCKER = textwrap.dedent(
     f"""
     import importlib.abc, sys
@@ -55,3 +57,24 @@ def test_the_serving_install_has_no_training_library():
         """
     )
     subprocess.run([str(SERVING_VENV_PYTHON), "-c", script], check=True, cwd=CHECKOUT)
+
+
+@pytest.mark.skipif(not SERVING_VENV_PYTHON.exists(), reason="`make install` makes .venv-serving")
+def test_the_guard_runs_on_exactly_the_uvicorn_it_was_tested_against():
+    """serving/protocol.py extends uvicorn's httptools protocol: the service's distribution
+    pins uvicorn and httptools exactly, and the install the service tests run is that."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((CHECKOUT / "deploy" / "service" / "pyproject.toml").read_text())
+    pins = dict(
+        re.match(r"([a-z-]+)==([\w.]+)", d).groups()
+        for d in project["project"]["dependencies"]
+        if "==" in d
+    )
+    assert set(pins) >= {"uvicorn", "httptools"}
+    script = "import importlib.metadata as m; print(m.version('uvicorn'), m.version('httptools'))"
+    installed = subprocess.run(
+        [str(SERVING_VENV_PYTHON), "-c", script], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert installed == [pins["uvicorn"], pins["httptools"]]

@@ -9,9 +9,12 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
+
+pytestmark = pytest.mark.servers
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
 BODY = json.dumps(EXAMPLE_INPUT).encode()

@@ -8,11 +8,15 @@ import json
 import logging
 import queue
 
+import pytest
+
 from insurance_pipeline.serving.logging import (
     BatchingListener,
     DroppingQueueHandler,
     JsonLineFormatter,
 )
+
+pytestmark = pytest.mark.servers
 
 
 def record(message: str, **fields) -> logging.LogRecord:

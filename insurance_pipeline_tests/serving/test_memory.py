@@ -10,6 +10,8 @@ import pytest
 from insurance_pipeline.serving import memory
 from insurance_pipeline.serving.memory import ModelThreads, limit_arenas
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.fixture
 def counted(monkeypatch):

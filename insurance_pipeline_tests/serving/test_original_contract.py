@@ -7,6 +7,8 @@ import pytest
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline_tests.helpers import start_service, stop
 
+pytestmark = pytest.mark.servers
+
 MODEL = "insurance_charges_model"
 PREDICT = f"/api/models/{MODEL}/prediction"
 IDENTITY = {

@@ -6,12 +6,15 @@ import json
 import logging
 from dataclasses import replace
 
+import pytest
 from fastapi.testclient import TestClient
 
 from insurance_pipeline.serving.app import create_app
 from insurance_pipeline.serving.logging import configure_logging, flush_logs
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 from insurance_pipeline.serving.settings import ServiceSettings
+
+pytestmark = pytest.mark.pure
 
 
 class Broken:

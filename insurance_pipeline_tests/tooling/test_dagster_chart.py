@@ -15,6 +15,8 @@ from insurance_pipeline.domain.layout import CHECKOUT
 from insurance_pipeline_tests.helpers import definitions
 from tooling import dagster_chart as chart
 
+pytestmark = pytest.mark.dagster
+
 
 @pytest.fixture(scope="module")
 def values():

@@ -13,6 +13,8 @@ from insurance_pipeline_tests.helpers import DAGSTER, free_port, require_image_t
 from tooling import dagster_chart, pipeline_image
 from tooling.container import inspect_image, run_in_image, running_image
 
+pytestmark = pytest.mark.image
+
 
 @pytest.fixture(scope="module")
 def image():

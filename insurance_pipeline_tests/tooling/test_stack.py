@@ -39,7 +39,10 @@ def _postgres_missing() -> str | None:
         return str(error)
 
 
-pytestmark = pytest.mark.skipif(_postgres_missing() is not None, reason=str(_postgres_missing()))
+pytestmark = [
+    pytest.mark.servers,
+    pytest.mark.skipif(_postgres_missing() is not None, reason=str(_postgres_missing())),
+]
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from insurance_pipeline.compiled.dfs import DfsProgram
+from insurance_pipeline.compiled.model import (
+    CompiledInterval,
+    CompiledModel,
+    Encoder,
+    Regressor,
+    reference_mismatch,
+)
+from insurance_pipeline.compiled.npz import References
 from insurance_pipeline.core.export import (
     lightgbm_trees,
     linear_models,
@@ -32,15 +41,6 @@ from insurance_pipeline.core.features.transformer import DFS_STEP, IMPUTE_STEP
 from insurance_pipeline.core.modeling.intervals import ConformalInterval
 from insurance_pipeline.core.modeling.pipeline import FEATURES_STEP, REGRESSOR_STEP
 from insurance_pipeline.domain.schema import CATEGORIES, FEATURE_COLUMNS, SMOKER_CATEGORY
-from insurance_pipeline.serving.compiled import (
-    CompiledInterval,
-    CompiledModel,
-    Encoder,
-    Regressor,
-    reference_mismatch,
-)
-from insurance_pipeline.serving.dfs import DfsProgram
-from insurance_pipeline.serving.npz import References
 
 __all__ = ["ServingExport", "UnsupportedForServing", "export_pipeline", "reference_rows"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from insurance_pipeline.serving.compiled import Forest
+from insurance_pipeline.compiled.model import Forest
 
 
 class UnsupportedForServing(TypeError):

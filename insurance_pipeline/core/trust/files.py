@@ -12,9 +12,9 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from insurance_pipeline.compiled.artifact import SIGNATURE_FILE
 from insurance_pipeline.core.trust.keys import STATS, Signer, TrustError, Verifier
 from insurance_pipeline.core.trust.statements import open_statement, sign_statement
-from insurance_pipeline.serving.artifact import SIGNATURE_FILE
 
 FILE_STATEMENT = "file"
 

@@ -7,6 +7,19 @@ data version that materialization recorded; and everything downstream of a stale
 stale too (every data version here is a content hash, which cannot be projected ahead of a
 run). The one fact Dagster cannot know by itself is that the CSV changed on disk: the
 schedule observes the file first (its sha256, as the `insurance_csv` source does).
+
+Why not Dagster's declarative automation (`AutomationCondition`), measured with Dagster 1.13:
+`cron_tick_passed("0 3 * * 1") & (missing() | code_version_changed() |
+any_deps_updated()).since_last_handled()` on every training asset, evaluated with
+`evaluate_automation_conditions` beside this resolver, requested exactly the same assets
+after a run, after a warm run of cache hits, after one asset was materialized again with an
+unchanged data version, and after the CSV changed (all 11). What it lacks is the CSV: Dagster
+learns of the change only from an observation, and an observation requested by the same
+automation lands in a later evaluation than the tick, so the weekly run would start a week
+late unless the tick condition is relaxed to "since last handled", which then fires mid-week
+on any code change. It would also turn `weekly_retraining` from a schedule (a stable
+interface, started and stopped as one) into a sensor. Observing the file and resolving in one
+evaluation keeps both.
 """
 
 from collections.abc import Iterable, Mapping

@@ -13,6 +13,8 @@ from insurance_pipeline.core.data.contract import (
 from insurance_pipeline.domain.hashing import file_sha256
 from insurance_pipeline_tests.helpers import SHIPPED_CSV
 
+pytestmark = pytest.mark.pure
+
 CANONICAL_SHA256 = "505c1cbc2e63d0363bac59501563df2530aadf4cdb9cfee226f4ef32f5468281"
 
 

@@ -1,8 +1,12 @@
 """The data profile: every row while they are few, a seeded sample above the cap (the report
 says so), the counts always of every row."""
 
+import pytest
+
 from insurance_pipeline.core.data.contract import to_typed_frame
 from insurance_pipeline.core.data.profile import profile
+
+pytestmark = pytest.mark.pure
 
 
 def test_above_the_cap_the_report_describes_a_seeded_sample(insurance_frame):

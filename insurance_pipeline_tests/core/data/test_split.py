@@ -2,6 +2,8 @@ import pytest
 
 from insurance_pipeline.core.data.split import drop_exact_duplicates, expected_test_rows, split_rows
 
+pytestmark = pytest.mark.pure
+
 
 def test_the_one_duplicate_is_dropped_and_cannot_straddle(insurance_frame):
     unique, dropped = drop_exact_duplicates(insurance_frame)

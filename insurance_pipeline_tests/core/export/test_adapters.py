@@ -11,6 +11,8 @@ from xgboost import XGBRegressor
 
 from insurance_pipeline.core.export import ADAPTERS, compile_regressor
 
+pytestmark = pytest.mark.pure
+
 N_FEATURES = 6
 
 

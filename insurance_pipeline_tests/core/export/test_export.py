@@ -21,6 +21,8 @@ from insurance_pipeline.core.modeling.model import assemble_model
 from insurance_pipeline.core.modeling.search import SearchBudget, run_search
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
 
+pytestmark = pytest.mark.pure
+
 
 def lgbm(**kwargs):
     return LGBMRegressor(n_estimators=60, num_leaves=12, verbose=-1, n_jobs=1, **kwargs)

@@ -2,10 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from insurance_pipeline.compiled.dfs import DfsProgram
 from insurance_pipeline.core.features.dfs import DeepFeatureSynthesis
 from insurance_pipeline.core.features.transformer import N_FEATURES, fit_feature_transformer
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS
-from insurance_pipeline.serving.dfs import DfsProgram
+
+pytestmark = pytest.mark.pure
 
 
 @pytest.fixture(scope="module")

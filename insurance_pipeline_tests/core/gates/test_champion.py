@@ -17,6 +17,8 @@ from insurance_pipeline.core.gates.champion import (
 )
 from insurance_pipeline.core.trust.keys import Signer, Verifier, generate_key
 
+pytestmark = pytest.mark.pure
+
 MODEL = "insurance_charges_model"
 
 

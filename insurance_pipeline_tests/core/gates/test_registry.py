@@ -20,6 +20,8 @@ from insurance_pipeline.core.modeling.metrics import (
 from insurance_pipeline.core.trust.keys import Signer, Verifier
 from insurance_pipeline_tests.helpers import SESSION_KEY
 
+pytestmark = pytest.mark.pure
+
 KEY, DATA = "model-1", "a" * 64
 
 

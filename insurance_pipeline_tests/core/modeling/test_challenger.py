@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from insurance_pipeline.core.modeling.challenger import (
     Tolerance,
@@ -6,6 +7,8 @@ from insurance_pipeline.core.modeling.challenger import (
     paired_differences,
 )
 from insurance_pipeline.core.modeling.metrics import RegressionMetrics, regression_metrics
+
+pytestmark = pytest.mark.pure
 
 
 def metrics(r2, mae, n=50):

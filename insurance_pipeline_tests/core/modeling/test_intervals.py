@@ -17,6 +17,8 @@ from insurance_pipeline.core.modeling.intervals import (
 from insurance_pipeline.core.modeling.model import assemble_model
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
 
+pytestmark = pytest.mark.pure
+
 SPEC = GradientBoostingRegressor(loss="huber", n_estimators=60, max_depth=3, random_state=0)
 
 

@@ -8,6 +8,8 @@ from insurance_pipeline.core.modeling.metrics import (
     row_count_judgement,
 )
 
+pytestmark = pytest.mark.pure
+
 
 def test_metrics_match_their_definitions():
     y = np.array([100.0, 200.0, 300.0, 400.0])

@@ -6,6 +6,8 @@ from insurance_pipeline.core.modeling.search import SearchBudget, run_search
 from insurance_pipeline.domain.schema import FEATURE_COLUMNS, TARGET_COLUMN
 from insurance_pipeline_tests.helpers import TINY_SEARCH
 
+pytestmark = pytest.mark.pure
+
 
 def test_budget_is_validated():
     with pytest.raises(ValueError, match="search_space"):

@@ -4,6 +4,8 @@ import pytest
 
 from insurance_pipeline.core.modeling.segments import bootstrap_metrics, segment_metrics
 
+pytestmark = pytest.mark.pure
+
 
 def test_bootstrap_interval_brackets_the_point_estimate_and_is_reproducible():
     rng = np.random.default_rng(1)

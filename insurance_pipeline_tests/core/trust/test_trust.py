@@ -25,6 +25,8 @@ from insurance_pipeline.core.trust.statements import (
 )
 from insurance_pipeline.domain.layout import CHECKOUT
 
+pytestmark = pytest.mark.pure
+
 
 @pytest.fixture
 def signer(tmp_path) -> Signer:

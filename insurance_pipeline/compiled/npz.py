@@ -17,21 +17,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from insurance_pipeline.domain.schema import FEATURE_COLUMNS
-from insurance_pipeline.serving.compiled import (
+from insurance_pipeline.compiled.dfs import OPERATIONS, DfsProgram
+from insurance_pipeline.compiled.model import (
     CompiledInterval,
     CompiledModel,
     Encoder,
     Forest,
     Regressor,
 )
-from insurance_pipeline.serving.dfs import OPERATIONS, DfsProgram
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS
 
 # name pattern -> (dtype kinds allowed, dimensions): the whole format.
 KEYS: dict[str, tuple[str, int]] = {
     # the encoder: DFS program, imputer means, category codes
     "dfs_inputs": ("U", 1),  # input column names, in order
-    "dfs_ops": ("i", 1),  # operation code per DFS feature (serving.dfs.OPERATIONS)
+    "dfs_ops": ("i", 1),  # operation code per DFS feature (compiled.dfs.OPERATIONS)
     "dfs_left": ("i", 1),  # left input position per DFS feature
     "dfs_right": ("i", 1),  # right input position per DFS feature
     "impute_means": ("f", 1),  # the imputer's mean per DFS feature
@@ -151,7 +151,7 @@ def check_keys(arrays: Mapping[str, np.ndarray]) -> None:
     for name, value in arrays.items():
         pattern = next((p for regex, p in _PATTERNS if regex.match(name)), None)
         if pattern is None:
-            raise FormatError(f"unknown array {name!r} (not in serving.npz.KEYS)")
+            raise FormatError(f"unknown array {name!r} (not in compiled.npz.KEYS)")
         kinds, ndim = KEYS[pattern]
         value = np.asarray(value)
         if value.dtype.kind not in kinds or value.ndim != ndim:

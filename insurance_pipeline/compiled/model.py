@@ -4,7 +4,7 @@ Export (`core.export`) turns the fitted pipeline (featuretools DFS, imputer, enc
 scikit-learn / LightGBM / XGBoost booster, a blend of them or a linear model) into a
 `CompiledModel`. Evaluating it needs numpy only:
 
-- `Encoder`: the DFS features (`serving.dfs`), the imputer's means and the encoders'
+- `Encoder`: the DFS features (`compiled.dfs`), the imputer's means and the encoders'
   category codes;
 - `Regressor`: `offset + forests + linear`. A `Forest` holds every tree of its boosters in
   one set of node arrays, walked for all trees at once, one level a step. Each split reads
@@ -14,7 +14,7 @@ scikit-learn / LightGBM / XGBoost booster, a blend of them or a linear model) in
   `Regressor` over the same features.
 
 Two ways in: `predict(rows)` for a batch (vectorized) and `predict_row(row)` for one row
-(plain Python floats, the fewest numpy calls). How the arrays are stored: `serving.npz`.
+(plain Python floats, the fewest numpy calls). How the arrays are stored: `compiled.npz`.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from typing import NamedTuple
 
 import numpy as np
 
+from insurance_pipeline.compiled.decisions import DecisionTables, decision_tables
+from insurance_pipeline.compiled.dfs import DfsProgram
 from insurance_pipeline.domain.schema import SMOKER_CATEGORY
-from insurance_pipeline.serving.decisions import DecisionTables, decision_tables
-from insurance_pipeline.serving.dfs import DfsProgram
 
 DECISION_ROWS = 16  # from this many rows a batch is decided by tables, not walked
 
@@ -106,7 +106,7 @@ class Forest:
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Predictions for the rows of X (rows, features): a batch through the decision
-        tables (`serving.decisions`), the same leaves as walking, at a fraction of the cost."""
+        tables (`compiled.decisions`), the same leaves as walking, at a fraction of the cost."""
         tables = self._decisions if len(X) >= DECISION_ROWS else None
         if tables is not None:
             leaves = tables.leaf_values(np.hstack([X, X.astype(np.float32)]))

@@ -1,5 +1,5 @@
 """The serving artifact: `model.npz` (the compiled model and its reference rows, in the format
-of `serving.npz`) and `manifest.json`, and its verified loader.
+of `compiled.npz`) and `manifest.json`, and its verified loader.
 
 The manifest pins `model.npz` by sha256. The loader refuses a missing, tampered or unreadable
 file, and a model that does not reproduce, to `REFERENCE_TOLERANCE`, the training pipeline's
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from insurance_pipeline.compiled.model import CompiledModel, reference_mismatch
+from insurance_pipeline.compiled.npz import FormatError, References, pack, unpack
 from insurance_pipeline.domain.hashing import file_sha256
-from insurance_pipeline.serving.compiled import CompiledModel, reference_mismatch
-from insurance_pipeline.serving.npz import FormatError, References, pack, unpack
 
 FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
 NPZ_FILE = "model.npz"

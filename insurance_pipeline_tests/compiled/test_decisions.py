@@ -1,4 +1,4 @@
-"""Decision tables (`serving.decisions`) against walking the same trees (`compiled.Forest`):
+"""Decision tables (`compiled.decisions`) against walking the same trees (`compiled.Forest`):
 random forests of every supported depth, unbalanced trees, repeated thresholds, features read
 as float64 or float32: the same leaf in every tree for every row, and the same sums."""
 
@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from insurance_pipeline.serving import compiled
-from insurance_pipeline.serving.compiled import Forest
-from insurance_pipeline.serving.decisions import MAX_DEPTH, decision_tables
+from insurance_pipeline.compiled import model as compiled
+from insurance_pipeline.compiled.decisions import MAX_DEPTH, decision_tables
+from insurance_pipeline.compiled.model import Forest
+
+pytestmark = pytest.mark.pure
 
 WIDTH = 5
 
