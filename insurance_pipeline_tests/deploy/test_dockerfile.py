@@ -82,3 +82,15 @@ def test_the_image_bakes_in_the_compiled_model_and_no_native_runtime():
     copied = re.search(r"^COPY [^\n]*\$\{MODEL_DIR\}[^\n]*", DOCKERFILE, re.M).group(0)
     assert all(f"${{MODEL_DIR}}/{name}" in copied for name in ARTIFACT_FILES)
     assert "apt-get" not in DOCKERFILE and "libgomp" not in DOCKERFILE
+
+
+def test_no_image_has_readme_or_docs_in_its_build_context(tmp_path):
+    """A benchmark rewriting docs/benchmarks.md (or an edit to README) rebuilds no image."""
+    from tooling.pipeline_image import stage_context
+
+    context = stage_context(tmp_path / "pipeline")
+    assert not list(context.rglob("README*")) and not (context / "docs").exists()
+    ignored = (PROJECT / ".dockerignore").read_text().splitlines()
+    assert ignored[0] == "*" and not [
+        line for line in ignored if "README" in line or "docs" in line
+    ]
