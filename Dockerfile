@@ -3,8 +3,9 @@
 #   docker build --build-arg MODEL_DIR=model --build-arg MODEL_VERSION=<n> \
 #     --build-arg MODEL_SHA256=<sha256 of manifest.json> -t <repo>:v<n> <context>
 #   buildah bud --isolation chroot --network host (same build args) -t <repo>:v<n> <context>
-# (MODEL_DIR: a folder inside the build context with model.npz + manifest.json: the model
-# compiled to numpy arrays, so the image needs no scikit-learn, LightGBM or OpenMP runtime.)
+# (MODEL_DIR: a folder inside the build context with model.npz + manifest.json (+ model.c and
+# model.sig): the model compiled to numpy arrays and its forests to C, so the image needs no
+# scikit-learn, LightGBM or OpenMP runtime.)
 # BASE_IMAGE: any Debian bookworm image with python3 (3.11) at /usr/local/bin/python, e.g. a
 # debootstrap minbase tree; the default is the official slim image, pinned by digest.
 # The deploy sensor runs exactly this (see docs/deploy.md).
@@ -32,6 +33,21 @@ RUN python -m venv /opt/venv \
     && /opt/venv/bin/python -m pip uninstall --yes pip setuptools \
     && find /opt/venv -name "__pycache__" -type d -prune -exec rm -rf {} + \
     && /opt/venv/bin/python -m compileall -q --invalidation-mode unchecked-hash /opt/venv
+
+# The forests' C source (model.c, pinned by the manifest, signed with the folder) built into a
+# shared library in a stage of its own: the image gets the library, never the compiler. A
+# version without model.c (registered before native forests) gets none: numpy serves it.
+FROM ${BASE_IMAGE} AS native
+SHELL ["/bin/bash", "-o", "pipefail", "-c"]
+ARG MODEL_DIR=model
+COPY ${MODEL_DIR}/ /model/
+# hadolint ignore=DL3008
+RUN mkdir -p /opt/native \
+    && if [ -f /model/model.c ]; then \
+        apt-get update -qq \
+        && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends gcc libc6-dev \
+        && gcc -O3 -std=c99 -shared -fPIC -o /opt/native/model-native.so /model/model.c; \
+    fi
 
 FROM ${BASE_IMAGE}
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
@@ -62,12 +78,16 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVICE_HOST=0.0.0.0 \
     SERVICE_PORT=8000 \
     MODEL_VERSION=${MODEL_VERSION} \
-    MODEL_SHA256=${MODEL_SHA256}
+    MODEL_SHA256=${MODEL_SHA256} \
+    SERVING_NATIVE_LIBRARY=/opt/native/model-native.so
 RUN groupadd --system --gid 10001 app && useradd --system --uid 10001 --gid app --no-create-home app
 COPY --from=build /opt/venv /opt/venv
-COPY --chown=root:root ${MODEL_DIR}/model.npz ${MODEL_DIR}/manifest.json ${MODEL_DIR}/model.sig /app/model/
+COPY --from=native /opt/native/ /opt/native/
+# model.npz, manifest.json, model.sig, and model.c where the version has one
+COPY --chown=root:root ${MODEL_DIR}/ /app/model/
 # The build fails unless the baked-in files are the approved ones: MODEL_SHA256 pins the
-# manifest, which pins model.npz; the service's own loader checks both and the reference rows.
+# manifest, which pins model.npz and model.c; the service's own loader checks them, the
+# reference rows, and the native forests on the reference rows again at every start.
 RUN test -n "${MODEL_SHA256}" \
     && echo "${MODEL_SHA256}  /app/model/manifest.json" | sha256sum -c - \
     && /opt/venv/bin/python -c "from insurance_pipeline.compiled.artifact import load_artifact; \

@@ -32,6 +32,7 @@ from typing import Any
 from insurance_pipeline.compiled.artifact import (
     ARTIFACT_FILES,
     MANIFEST_FILE,
+    REQUIRED_FILES,
     SIGNATURE_FILE,
     write_artifact,
 )
@@ -325,13 +326,19 @@ class Release:
         staging = Path(tempfile.mkdtemp(prefix=".download-", dir=dest.parent))
         try:
             folder = self.mlflow.download(version.run_id, SERVING_ARTIFACT_PATH, staging)
+            # every file the approval signed (a version from before model.c has none), and
+            # the files every version has, signed or not
             expected = {
-                name: approval.files.get(path, "unsigned") for name, path in SERVED_PATHS.items()
+                name: approval.files.get(path, "unsigned")
+                for name, path in SERVED_PATHS.items()
+                if name in REQUIRED_FILES or path in approval.files
             }
             check_files(folder, expected, what)
             verify_folder(folder, self.trust.verifier(), what)
-            for name in (*ARTIFACT_FILES, SIGNATURE_FILE):
+            for name in (*expected, SIGNATURE_FILE):
                 (folder / name).replace(dest / name)
+            for stale in set(ARTIFACT_FILES) - set(expected):
+                (dest / stale).unlink(missing_ok=True)  # a file of another version
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return dest

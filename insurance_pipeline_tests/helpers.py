@@ -478,3 +478,45 @@ def stop(service: Service) -> None:
         service.process.wait(30)
     except subprocess.TimeoutExpired:
         service.process.kill()
+
+
+# -- random trees (the compiled forests' conformance tests) ---------------------------------
+
+
+def random_trees(rng, trees: int, depth: int, X, width: int, **summing):
+    """Trees grown at random (each node a split with probability 0.8 above `depth`), split
+    values drawn from the data (ties with row values included): a `compiled.model.Forest`
+    over `width` features (and their float32 views)."""
+    import numpy as np
+
+    from insurance_pipeline.compiled.model import Forest
+
+    feature, threshold, children, value, roots = [], [], [], [], []
+
+    def node(level: int) -> int:
+        index = len(feature)
+        feature.append(0), threshold.append(np.inf), children.extend([index, index])
+        value.append(float(rng.normal()))
+        if level < depth and (level == 0 or rng.random() < 0.8):
+            column = int(rng.integers(0, 2 * width))  # >= width: the float32 view
+            wide = np.hstack([X, X.astype(np.float32)])
+            feature[index], threshold[index], value[index] = (
+                column,
+                float(rng.choice(wide[:, column])),
+                0.0,
+            )
+            left, right = node(level + 1), node(level + 1)
+            children[2 * index : 2 * index + 2] = [left, right]
+        return index
+
+    for _ in range(trees):
+        roots.append(node(0))
+    return Forest(
+        feature=np.array(feature),
+        threshold=np.array(threshold),
+        children=np.array(children),
+        value=np.array(value),
+        roots=np.array(roots),
+        depth=depth,
+        **summing,
+    )

@@ -1,9 +1,11 @@
 """The serving artifact: `model.npz` (the compiled model and its reference rows, in the format
-of `compiled.npz`) and `manifest.json`, and its verified loader.
+of `compiled.npz`), `model.c` (its forests as C, `compiled.native`) and `manifest.json`, and
+its verified loader.
 
-The manifest pins `model.npz` by sha256. The loader refuses a missing, tampered or unreadable
-file, and a model that does not reproduce, to `REFERENCE_TOLERANCE`, the training pipeline's
-predictions stored beside it, with an `ArtifactError` whose message says which file and why.
+The manifest pins `model.npz` and `model.c` by sha256. The loader refuses a missing, tampered
+or unreadable file, and a model that does not reproduce, to `REFERENCE_TOLERANCE`, the training
+pipeline's predictions stored beside it, with an `ArtifactError` whose message says which file
+and why.
 Arrays are read with `allow_pickle=False`: loading runs no code from the file.
 """
 
@@ -20,13 +22,17 @@ from pathlib import Path
 import numpy as np
 
 from insurance_pipeline.compiled.model import CompiledModel, reference_mismatch
+from insurance_pipeline.compiled.native import SOURCE_FILE, c_source
 from insurance_pipeline.compiled.npz import FormatError, References, pack, unpack
 from insurance_pipeline.domain.hashing import file_sha256
 
 FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
 NPZ_FILE = "model.npz"
 MANIFEST_FILE = "manifest.json"
-ARTIFACT_FILES = (NPZ_FILE, MANIFEST_FILE)  # what the service reads
+# What the service reads: every artifact has the first two; `model.c` is there from the
+# versions registered with native forests on (an older one is served by numpy).
+REQUIRED_FILES = (NPZ_FILE, MANIFEST_FILE)
+ARTIFACT_FILES = (*REQUIRED_FILES, SOURCE_FILE)
 # The folder's OpenSSF model signature (written by training, checked by deployers; the
 # service itself pins its files by MODEL_SHA256 instead).
 SIGNATURE_FILE = "model.sig"
@@ -51,6 +57,8 @@ class Manifest:
     trees: int = 0
     depth: int = 0
     reference_rows: int = 0
+    native_source: str = ""  # the forests' C source, pinned by `native_sha256`
+    native_sha256: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -60,26 +68,33 @@ class Manifest:
 class LoadedArtifact:
     model: CompiledModel
     manifest: Manifest
+    references: References | None = None
+    native_source: Path | None = None  # the pinned C source, when the manifest names one
 
 
 def write_artifact(
     model: CompiledModel, references: References, folder: Path, **manifest_fields
 ) -> Manifest:
-    """Save the model with its reference rows (and interval bounds), then its manifest, each
-    written to a temporary name first."""
+    """Save the model with its reference rows (and interval bounds), its forests as C, then
+    its manifest pinning both, each written to a temporary name first."""
     folder.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     np.savez(buffer, **pack(model, references))
     tmp_model = folder / f".{NPZ_FILE}.tmp"
     tmp_model.write_bytes(buffer.getvalue())
+    tmp_source = folder / f".{SOURCE_FILE}.tmp"
+    tmp_source.write_text(c_source(model))
     manifest = Manifest(
         sha256=file_sha256(tmp_model),
         trees=model.n_trees,
         depth=model.depth,
         reference_rows=len(references.rows),
+        native_source=SOURCE_FILE,
+        native_sha256=file_sha256(tmp_source),
         **manifest_fields,
     )
     tmp_model.replace(folder / NPZ_FILE)
+    tmp_source.replace(folder / SOURCE_FILE)
     tmp_manifest = folder / f".{MANIFEST_FILE}.tmp"
     tmp_manifest.write_text(manifest.to_json())
     tmp_manifest.replace(folder / MANIFEST_FILE)
@@ -117,22 +132,27 @@ def read_manifest(folder: Path, expected_sha256: str | None = None) -> Manifest:
         raise ArtifactError(f"manifest {path} is not a valid manifest: {error}") from error
 
 
-def _model_path(folder: Path, manifest: Manifest) -> Path:
-    path = (folder / manifest.model_file).resolve()
+def _pinned(folder: Path, name: str, sha256: str, what: str) -> Path:
+    """`folder/name`, once it is inside the folder and hashes to the manifest's pin."""
+    path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise ArtifactError(
-            f"manifest {folder / MANIFEST_FILE}: model_file {manifest.model_file!r} points "
-            f"outside {folder}; refusing to load it"
+            f"manifest {folder / MANIFEST_FILE}: {what} {name!r} points outside {folder}; "
+            "refusing to load it"
         )
     if not path.is_file():
-        raise ArtifactError(f"model file not found: {path}")
+        raise ArtifactError(f"{what} not found: {path}")
     actual = file_sha256(path)
-    if actual != manifest.sha256:
+    if actual != sha256:
         raise ArtifactError(
-            f"model file {path} has sha256 {actual}, but the manifest pins "
-            f"{manifest.sha256}: refusing to load a tampered or mismatched file"
+            f"{what} {path} has sha256 {actual}, but the manifest pins "
+            f"{sha256}: refusing to load a tampered or mismatched file"
         )
     return path
+
+
+def _model_path(folder: Path, manifest: Manifest) -> Path:
+    return _pinned(folder, manifest.model_file, manifest.sha256, "model file")
 
 
 def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None) -> LoadedArtifact:
@@ -150,8 +170,16 @@ def load_artifact(folder: str | os.PathLike, expected_sha256: str | None = None)
         raise ArtifactError(f"model file {path} is not in the model.npz format: {error}") from error
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as error:
         raise ArtifactError(f"model file {path} could not be loaded: {error!r}") from error
-    r = references
-    problem = reference_mismatch(model, r.rows, r.charges, r.lower, r.upper)
+    problem = reference_problem(model, references)
     if problem:
         raise ArtifactError(f"model file {path} fails its reference check: {problem}")
-    return LoadedArtifact(model, manifest)
+    source = None
+    if manifest.native_source:
+        source = _pinned(folder, manifest.native_source, manifest.native_sha256, "model source")
+    return LoadedArtifact(model, manifest, references, source)
+
+
+def reference_problem(model: CompiledModel, references: References) -> str | None:
+    """What differs when `model` does not reproduce the reference rows (None: it does)."""
+    r = references
+    return reference_mismatch(model, r.rows, r.charges, r.lower, r.upper)

@@ -52,8 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     limit_arenas(settings.model_threads + 1)  # before any thread starts (serving/memory.py)
     configure_logging(settings.log_level, app_name=settings.app_name)
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
                 max_header_bytes=settings.max_header_bytes,
                 header_timeout=settings.header_timeout,
                 max_connections=settings.max_connections,
+                probe=app.probe,
             )
         ),
     )

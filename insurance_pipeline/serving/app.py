@@ -13,13 +13,13 @@ from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from insurance_pipeline.serving.errors import install_error_handlers
-from insurance_pipeline.serving.fast_path import PredictionFastPath
+from insurance_pipeline.serving.front import FrontDoor
 from insurance_pipeline.serving.limits import BodyLimits
 from insurance_pipeline.serving.logging import flush_logs
-from insurance_pipeline.serving.memory import ModelThreads
+from insurance_pipeline.serving.memory import ModelThreads, trim_heap
 from insurance_pipeline.serving.routers import health, models
 from insurance_pipeline.serving.settings import ServiceSettings
-from insurance_pipeline.serving.state import ServiceState, load_model
+from insurance_pipeline.serving.state import NativeChoice, ServiceState, load_model
 
 DESCRIPTION = """Predicts yearly medical charges, with the original model service's contract:
 its paths, bodies, health states and log records.
@@ -43,13 +43,16 @@ its paths, bodies, health states and log records.
 """
 SINGLE_BODY_LIMIT = 64 * 1024
 BATCH_BODY_LIMIT = 1024 * 1024
+BODY_LIMITS = {models.PREDICTION_PATH: SINGLE_BODY_LIMIT, models.BATCH_PATH: BATCH_BODY_LIMIT}
 
 
 def create_app(
     settings: ServiceSettings | Path | str | None = None, *, fast_path: bool = True
-) -> FastAPI:
+) -> FastAPI | FrontDoor:
     """The service for `settings` (or an artifact folder, other settings from the
-    environment). `fast_path=False` sends every request through the FastAPI routes."""
+    environment): the FastAPI app behind its front door (`serving.front`: probes and
+    predictions on their happy path). `fast_path=False` gives the FastAPI app alone, which
+    answers every request through its routes."""
     if not isinstance(settings, ServiceSettings):
         settings = ServiceSettings(**({"artifact_dir": settings} if settings else {}))
 
@@ -61,7 +64,9 @@ def create_app(
             settings.log_prediction_inputs,
             trusted_key=settings.trusted_key,
             production=settings.deployment == "production",
+            native=NativeChoice(settings.native, settings.native_library),
         )
+        trim_heap()  # what loading and checking the model freed goes back to the system
         app.state.model_threads = ModelThreads(settings.model_threads)
         yield
         app.state.service.draining = True
@@ -83,19 +88,18 @@ def create_app(
     async def root():
         return RedirectResponse("/docs")
 
-    # Added last = outermost: the body is read (and capped) before the fast path sees it.
-    if fast_path:
-        app.add_middleware(
-            PredictionFastPath,
-            single=models.PREDICTION_PATH,
-            batch=models.BATCH_PATH,
-            state=lambda: app.state.service,
-            executor=lambda: app.state.model_threads,
-        )
     app.add_middleware(
         BodyLimits,
-        limits={models.PREDICTION_PATH: SINGLE_BODY_LIMIT, models.BATCH_PATH: BATCH_BODY_LIMIT},
+        limits=BODY_LIMITS,
         default=SINGLE_BODY_LIMIT,
         timeout=settings.body_timeout,
     )
-    return app
+    if not fast_path:
+        return app
+    return FrontDoor(
+        app,
+        single=models.PREDICTION_PATH,
+        batch=models.BATCH_PATH,
+        limits=BODY_LIMITS,
+        timeout=settings.body_timeout,
+    )

@@ -21,31 +21,9 @@ class BodyLimits:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
         limit = self.limits.get(scope["path"], self.default)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            return await _refuse(
-                send, 413, "PayloadTooLarge", f"request body exceeds {limit} bytes"
-            )
-        chunks, size, more = [], 0, True
-        try:
-            async with asyncio.timeout(self.timeout):
-                while more:
-                    message = await receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    chunk = message.get("body", b"")
-                    size += len(chunk)
-                    if size > limit:
-                        return await _refuse(
-                            send, 413, "PayloadTooLarge", f"request body exceeds {limit} bytes"
-                        )
-                    chunks.append(chunk)
-                    more = message.get("more_body", False)
-        except TimeoutError:
-            return await _refuse(
-                send, 408, "RequestTimeout", f"request body not received within {self.timeout:g} s"
-            )
-        body = b"".join(chunks)
+        body = await read_body(scope, receive, send, limit, self.timeout)
+        if body is None:
+            return  # refused (413, 408) or the client went away
         replayed = False
 
         async def replay():
@@ -56,6 +34,38 @@ class BodyLimits:
             return await receive()
 
         return await self.app(scope, replay, send)
+
+
+async def read_body(scope, receive, send, limit: int, timeout: float) -> bytes | None:
+    """The whole request body, within `limit` bytes and `timeout` seconds; None when it was
+    refused (413, 408: answered here) or the client disconnected."""
+    too_large = f"request body exceeds {limit} bytes"
+    declared = dict(scope["headers"]).get(b"content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        await _refuse(send, 413, "PayloadTooLarge", too_large)
+        return None
+    chunks, size, more = [], 0, True
+    try:
+        async with asyncio.timeout(timeout):
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    await _refuse(
+                        send, 413, "PayloadTooLarge", f"request body exceeds {limit} bytes"
+                    )
+                    return None
+                chunks.append(chunk)
+                more = message.get("more_body", False)
+    except TimeoutError:
+        await _refuse(
+            send, 408, "RequestTimeout", f"request body not received within {timeout:g} s"
+        )
+        return None
+    return b"".join(chunks)
 
 
 async def _refuse(send, status: int, kind: str, message: str) -> None:

@@ -53,6 +53,16 @@ def _malloc_trim():
     return trim
 
 
+def trim_heap() -> bool:
+    """Give freed heap back to the system now (after loading the model: its checks free
+    about 20 MiB glibc would otherwise keep). False where there is no `malloc_trim`."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
+
+
 class ModelThreads(ThreadPoolExecutor):
     """The model threads; the heap is trimmed once they have been idle for `settle` s, by one
     long-lived trimmer thread that waits on a condition (no thread per idle period)."""

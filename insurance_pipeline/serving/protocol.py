@@ -7,6 +7,9 @@ httptools parser does not have:
 - **header time**: a request's headers must be complete within `header_timeout` seconds of
   the connection opening or of their first byte (a keep-alive connection's idle time is
   uvicorn's own `timeout_keep_alive`); else 408 and the connection is closed.
+- **probes first**: `GET /api/health`, `/ready` and `/startup` are answered as soon as their
+  headers are read, in the protocol, before any application task: a probe never queues
+  behind predictions, however many connections keep the event loop busy;
 - **connection cap**: beyond `max_connections` open connections, the oldest one still
   waiting for a request's headers (an idle or slow client) is closed to make room; when
   every other connection is busy, the new connection's request gets 503, unless it is a
@@ -15,6 +18,7 @@ httptools parser does not have:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -31,6 +35,26 @@ class ConnectionLimits:
     max_connections: int = 1000
     # connections waiting for a request's headers, oldest first (dicts keep insertion order)
     waiting: dict = field(default_factory=dict, repr=False)
+    # GET path -> (status, body) of a probe, None for any other path: answered as soon as the
+    # request's headers are read (`routers.health.probe` through the front door)
+    probe: Callable[[str], tuple[int, bytes] | None] | None = field(default=None, repr=False)
+
+
+class _Settled:
+    """An event nobody waits on (what uvicorn sets when the connection goes away)."""
+
+    def set(self) -> None:
+        pass
+
+
+class _Answered:
+    """The cycle of a request the protocol answered itself: complete from the start, so the
+    parser's later callbacks for it (body, message end) and the connection's end find
+    nothing to do."""
+
+    response_complete = True
+    keep_alive = True
+    message_event = _Settled()
 
 
 def raw_response(status: int, kind: str, message: str) -> bytes:
@@ -112,9 +136,36 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if size > self.limits.max_header_bytes:
             return self._too_large()
         self._headers_done()
+        if self._answer_probe():
+            return
         if self._over_cap and not self.url.startswith(PROBE_PREFIX):
             return self._refuse(503, "ServiceUnavailable", "too many connections")
         super().on_headers_complete()
+
+    def _answer_probe(self) -> bool:
+        """A probe answered here, before the application: it waits on no task queue and no
+        model work (True when it was one). Only between requests: a pipelined probe behind a
+        request still running goes the ordinary way, in order."""
+        if self.limits.probe is None or self.parser.get_method() != b"GET":
+            return False
+        if self.cycle is not None and not self.cycle.response_complete:
+            return False
+        answer = self.limits.probe(self.url.split(b"?", 1)[0].decode("latin-1"))
+        if answer is None:
+            return False
+        status, body = answer
+        keep_alive = self.parser.should_keep_alive()
+        head = b"".join(b"%s: %s\r\n" % pair for pair in self.server_state.default_headers)
+        head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        if not keep_alive:
+            head += b"connection: close\r\n"
+        self.transport.write(STATUS_LINE[status] + head + b"\r\n" + body)
+        self.cycle = _Answered()
+        if keep_alive:
+            self.on_response_complete()
+        else:
+            self.transport.close()
+        return True
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

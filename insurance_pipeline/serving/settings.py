@@ -38,6 +38,10 @@ class ServiceSettings(BaseSettings):
     deployment: Literal["local", "production"] = Field(
         default="local", validation_alias="INSURANCE_DEPLOYMENT"
     )
+    # The forests in native code (the folder's model.c, compiled): on by default; off (or no
+    # compiler and no prebuilt library) serves the numpy forests, the same prices.
+    native: bool = Field(default=True, validation_alias="SERVING_NATIVE")
+    native_library: Path | None = Field(default=None, validation_alias="SERVING_NATIVE_LIBRARY")
     app_name: str = Field(default="insurance-charges-model", validation_alias="APP_NAME")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     # The original logs every prediction's inputs; they are health data.
@@ -62,7 +66,7 @@ class ServiceSettings(BaseSettings):
     # Threads that run batch predictions, off the event loop (the probes never wait on them).
     model_threads: int = Field(default=2, ge=1, le=32, validation_alias="SERVICE_MODEL_THREADS")
 
-    @field_validator("model_sha256", "trusted_key", mode="before")
+    @field_validator("model_sha256", "trusted_key", "native_library", mode="before")
     @classmethod
     def _unset_when_empty(cls, value):
         return value or None

@@ -10,8 +10,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from insurance_pipeline.compiled.artifact import ArtifactError, Manifest, load_artifact
-from insurance_pipeline.compiled.model import CompiledModel
+import numpy as np
+
+from insurance_pipeline.compiled.artifact import (
+    ArtifactError,
+    Manifest,
+    load_artifact,
+    reference_problem,
+)
+from insurance_pipeline.compiled.model import CompiledModel, Predictions
+from insurance_pipeline.compiled.native import NativeUnavailable, native_library, with_library
 from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.logging import PredictionLog
 from insurance_pipeline.serving.signature import verify_signature
@@ -49,9 +57,43 @@ def charges_body(prediction: Prediction) -> bytes:
     )
 
 
-def batch_body(predictions: Sequence[Prediction]) -> bytes:
+def batch_body(predictions: Sequence[Prediction] | Batch) -> bytes:
     """The response body of a batch: a JSON array of single bodies, in order."""
+    if isinstance(predictions, Batch):
+        return predictions.body()
     return b"[" + b",".join(map(charges_body, predictions)) + b"]"
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A batch's predictions as columns (each value a Python float, rounded as a single
+    prediction's is): its body is made without an object per row."""
+
+    charges: list[float]
+    lower: list[float] | None = None
+    upper: list[float] | None = None
+    level: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.charges)
+
+    def __getitem__(self, i: int) -> Prediction:
+        if self.level is None:
+            return Prediction(self.charges[i])
+        return Prediction(self.charges[i], self.level, self.lower[i], self.upper[i])
+
+    def body(self) -> bytes:
+        """The same bytes as `batch_body` of the single predictions, in order."""
+        if self.level is None:
+            parts = [b'{"charges":%r}' % c for c in self.charges]
+        else:
+            row = b'{"charges":%r,"interval":{"level":%r,"lower":%r,"upper":%r}}'
+            level = self.level
+            parts = [
+                row % (c, level, lo, hi)
+                for c, lo, hi in zip(self.charges, self.lower, self.upper, strict=True)
+            ]
+        return b"[" + b",".join(parts) + b"]"
 
 
 @dataclass(frozen=True, eq=False)
@@ -66,27 +108,34 @@ class ServedModel:
     def version(self) -> str:
         return str(self.manifest.version)
 
-    def predictions(self, rows: Sequence[Mapping]) -> list[Prediction]:
-        """Charges (and intervals) in dollars, 2 decimals, for validated input rows."""
-        if len(rows) == 1:
-            triples = [self.model.predict_row(rows[0])]
-        else:  # plain floats at once: cheaper than one numpy scalar at a time
-            triples = zip(*(column.tolist() for column in self.model.predict(rows)), strict=True)
+    def predictions(self, rows: Sequence[Mapping]) -> list[Prediction] | Batch:
+        """Charges (and intervals) in dollars, 2 decimals, for validated input rows: a list of
+        one for one row, a `Batch` for more."""
         interval = self.model.interval
-        found = []
-        for point, low, high in triples:
-            point, low, high = float(point), float(low), float(high)  # never numpy scalars
+        if len(rows) == 1:
+            point, low, high = (float(v) for v in self.model.predict_row(rows[0]))
             if not math.isfinite(point) or (interval and not math.isfinite(low + high)):
                 raise ValueError("the model produced a non-finite prediction")
             if interval is None:
-                found.append(Prediction(round(point, 2)))
-            else:
-                found.append(
-                    Prediction(round(point, 2), interval.level, round(low, 2), round(high, 2))
-                )
-        return found
+                return [Prediction(round(point, 2))]
+            return [Prediction(round(point, 2), interval.level, round(low, 2), round(high, 2))]
+        return self.as_batch(self.model.predict(rows))
 
-    def predict_logged(self, inputs: Mapping | list[Mapping]) -> Prediction | list[Prediction]:
+    def as_batch(self, found: Predictions) -> Batch:
+        """The model's arrays for many rows as the answer's columns (checked finite, rounded
+        to cents with Python's rounding, as a single prediction is)."""
+        interval = self.model.interval
+        checked = found.charges if interval is None else found.charges + found.lower + found.upper
+        if not np.isfinite(checked).all():
+            raise ValueError("the model produced a non-finite prediction")
+        charges = [round(v, 2) for v in found.charges.tolist()]
+        if interval is None:
+            return Batch(charges)
+        lower = [round(v, 2) for v in found.lower.tolist()]
+        upper = [round(v, 2) for v in found.upper.tolist()]
+        return Batch(charges, lower, upper, interval.level)
+
+    def predict_logged(self, inputs: Mapping | list[Mapping]) -> Prediction | Batch:
         """One row (-> Prediction) or a batch (-> list), with its two prediction records."""
         self.log.requested(inputs)
         single = isinstance(inputs, Mapping)
@@ -95,7 +144,10 @@ class ServedModel:
         except Exception as error:
             self.log.failed(error)
             raise PredictionError(f"prediction failed: {error}") from error
-        self.log.created(found[0].charges if single else [p.charges for p in found])
+        if single or isinstance(found, list):  # one row (a batch of one included)
+            self.log.created(found[0].charges if single else [p.charges for p in found])
+        else:
+            self.log.created(found.charges)
         return found[0] if single else found
 
 
@@ -125,11 +177,13 @@ def load_model(
     log_inputs: bool = True,
     trusted_key: Path | None = None,
     production: bool = False,
+    native: NativeChoice | None = None,
 ) -> ServiceState:
     """A started state with the verified model, or with the reason it was refused (the
     process keeps running and says so on its health endpoints). With `trusted_key` the
     folder's OpenSSF signature must verify under it; in `production` the key, the pin and
-    the signature are all required."""
+    the signature are all required. `native` says whether (and from which library) its
+    forests run as native code."""
     state = ServiceState(started=True)
     try:
         if production and not (trusted_key and expected_sha256):
@@ -146,14 +200,16 @@ def load_model(
                 f"{artifact_dir}: manifest names model {manifest.model_name!r}, "
                 f"this service serves {MODEL_NAME!r}"
             )
+        model, path = with_native_forests(loaded, native or NativeChoice())
         records = PredictionLog(MODEL_NAME, str(manifest.version), log_inputs)
-        state.model = ServedModel(loaded.model, manifest, records)
+        state.model = ServedModel(model, manifest, records)
         log.info(
             "model loaded",
             extra={
                 "model_version": manifest.version,
                 "sha256": manifest.sha256,
                 "trees": manifest.trees,
+                "forests": path,
                 "artifact_dir": str(artifact_dir),
             },
         )
@@ -164,3 +220,31 @@ def load_model(
         state.error = f"{type(error).__name__}: {error}"
         log.error("model could not be loaded: %r", error, extra={"artifact_dir": str(artifact_dir)})
     return state
+
+
+@dataclass(frozen=True)
+class NativeChoice:
+    """Whether the forests may run as native code, and a library built with the image."""
+
+    enabled: bool = True
+    library: Path | None = None
+
+
+def with_native_forests(loaded, choice: NativeChoice) -> tuple[CompiledModel, str]:
+    """The model with native forests when they can be built (or were) and reproduce the
+    reference rows; else the numpy model. The second item says which path serves, and why."""
+    if not choice.enabled:
+        return loaded.model, "numpy (SERVING_NATIVE=false)"
+    if loaded.native_source is None:
+        return loaded.model, "numpy (this version has no model.c)"
+    try:
+        library = native_library(loaded.native_source, choice.library)
+        model = with_library(loaded.model, library)
+    except NativeUnavailable as error:
+        log.warning("native forests unavailable, numpy serves: %s", error)
+        return loaded.model, f"numpy ({error})"
+    problem = reference_problem(model, loaded.references)
+    if problem:
+        log.error("native forests refused, numpy serves: %s", problem)
+        return loaded.model, "numpy (the native forests failed the reference rows)"
+    return model, f"native ({library.path.name})"

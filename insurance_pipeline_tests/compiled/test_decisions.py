@@ -10,44 +10,15 @@ import pytest
 from insurance_pipeline.compiled import model as compiled
 from insurance_pipeline.compiled.decisions import MAX_DEPTH, decision_tables
 from insurance_pipeline.compiled.model import Forest
+from insurance_pipeline_tests.helpers import random_trees
 
 pytestmark = pytest.mark.pure
 
 WIDTH = 5
 
 
-def random_forest(rng, trees: int, depth: int, X: np.ndarray, **summing) -> Forest:
-    """Trees grown at random (each node a split with probability 0.8 above `depth`), split
-    values drawn from the data (ties with row values included)."""
-    feature, threshold, children, value, roots = [], [], [], [], []
-
-    def node(level: int) -> int:
-        index = len(feature)
-        feature.append(0), threshold.append(np.inf), children.extend([index, index])
-        value.append(float(rng.normal()))
-        if level < depth and (level == 0 or rng.random() < 0.8):
-            column = int(rng.integers(0, 2 * WIDTH))  # >= WIDTH: the float32 view
-            wide = np.hstack([X, X.astype(np.float32)])
-            feature[index], threshold[index], value[index] = (
-                column,
-                float(rng.choice(wide[:, column])),
-                0.0,
-            )
-            left, right = node(level + 1), node(level + 1)
-            children[2 * index : 2 * index + 2] = [left, right]
-        return index
-
-    for _ in range(trees):
-        roots.append(node(0))
-    return Forest(
-        feature=np.array(feature),
-        threshold=np.array(threshold),
-        children=np.array(children),
-        value=np.array(value),
-        roots=np.array(roots),
-        depth=depth,
-        **summing,
-    )
+def random_forest(rng, trees, depth, X, **summing):
+    return random_trees(rng, trees, depth, X, WIDTH, **summing)
 
 
 def walked(forest: Forest, X: np.ndarray) -> np.ndarray:

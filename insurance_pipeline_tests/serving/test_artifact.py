@@ -276,3 +276,36 @@ def test_the_service_process_checks_the_signature_in_production(signed, tmp_path
         )
     finally:
         stop(running)
+
+
+def test_the_forests_run_natively_where_they_can_and_the_log_says_which(artifact_dir, caplog):
+    from insurance_pipeline.compiled import native
+    from insurance_pipeline.serving.state import NativeChoice, load_model
+
+    caplog.set_level("INFO")
+    fast = load_model(artifact_dir)
+    plain = load_model(artifact_dir, native=NativeChoice(enabled=False))
+    assert fast.ready and plain.ready
+    forests = [r.forests for r in caplog.records if r.getMessage() == "model loaded"]
+    if native.compiler() is not None:
+        assert forests[0].startswith("native (") and "NativeForest" in repr(
+            fast.model.model.regressor.forests
+        )
+    assert forests[1] == "numpy (SERVING_NATIVE=false)"
+    rows = [dict(VALID, age=age) for age in range(18, 66)]
+    np.testing.assert_allclose(
+        [p.charges for p in fast.model.predictions(rows)],
+        [p.charges for p in plain.model.predictions(rows)],
+        rtol=0,
+        atol=0.01,  # both rounded to cents from prices within 1e-6 of each other
+    )
+
+
+def test_an_edited_model_source_is_refused_even_with_the_reference_rows(artifact_dir, tmp_path):
+    from insurance_pipeline.compiled.native import SOURCE_FILE
+
+    folder = copy_of(artifact_dir, tmp_path)
+    source = folder / SOURCE_FILE
+    source.write_text(source.read_text().replace("#define LANES 8", "#define LANES 4"))
+    with pytest.raises(ArtifactError, match="model source .* has sha256 .* the manifest pins"):
+        load_artifact(folder)

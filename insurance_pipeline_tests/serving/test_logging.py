@@ -63,3 +63,56 @@ def test_values_are_released_as_records_are_written():
     listener.stop()
     handler.handle(record("batch 4", charges=list(range(1000))))
     assert records.qsize() == 1 and handler.values == 1001  # room again: it was queued
+
+
+def test_the_fast_prediction_records_are_the_records_logging_writes():
+    """The prediction records skip LogRecords on the default configuration: the same lines,
+    key for key and value for value, as the formatter writes for the records themselves."""
+    from insurance_pipeline.serving import logging as service_logging
+
+    stream = io.StringIO()
+    service_logging.configure_logging("INFO", stream=stream, app_name="app")
+    try:
+        log = service_logging.PredictionLog("insurance_charges_model", "7")
+        row = {
+            "age": 35,
+            "sex": "female",
+            "bmi": 27.5,
+            "children": 1,
+            "smoker": False,
+            "region": "southeast",
+        }
+        log.requested(row)
+        log.created(1234.5)
+        log.requested([row, row])
+        log.created([1.0, 2.0])
+        service_logging.flush_logs()
+        fast = [json.loads(line) for line in stream.getvalue().splitlines()]
+        formatter = JsonLineFormatter(service_logging.identity_fields("app"))
+        expected = []
+        for message, fields in [
+            ("Prediction requested.", row),
+            ("Prediction created.", {"status": "success", "charges": 1234.5}),
+            ("Prediction requested.", {k: [v, v] for k, v in row.items()}),
+            ("Prediction created.", {"status": "success", "charges": [1.0, 2.0]}),
+        ]:
+            made = record(message, **log.base, **fields)
+            made.name = service_logging.PREDICTION_LOGGER
+            expected.append(json.loads(formatter.format(made)))
+        for got, want in zip(fast, expected, strict=True):
+            assert list(got)[1:] == list(want)[1:]  # the same keys in the same order
+            assert {k: v for k, v in got.items() if k != "asctime"} == {
+                k: v for k, v in want.items() if k != "asctime"
+            }
+        # any other configuration gets LogRecords, through its own handlers
+        seen = []
+        handler = logging.Handler()
+        handler.emit = seen.append
+        logging.getLogger(service_logging.PREDICTION_LOGGER).addHandler(handler)
+        try:
+            log.created(3.0)
+        finally:
+            logging.getLogger(service_logging.PREDICTION_LOGGER).removeHandler(handler)
+        assert [r.getMessage() for r in seen] == ["Prediction created."]
+    finally:
+        service_logging.flush_logs()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from insurance_pipeline.compiled import native
 from insurance_pipeline.compiled.dfs import DfsProgram
 from insurance_pipeline.compiled.model import (
     CompiledInterval,
@@ -208,4 +209,27 @@ def export_pipeline(pipeline, interval: ConformalInterval | None = None) -> Serv
     problem = reference_mismatch(model, rows, expected, lower, upper)
     if problem:
         raise UnsupportedForServing(f"the compiled model disagrees with the pipeline: {problem}")
+    problem = native_mismatch(model, rows, expected, lower, upper)
+    if problem:
+        raise UnsupportedForServing(f"the native forests disagree with the pipeline: {problem}")
     return ServingExport(model, References(rows, expected, lower, upper))
+
+
+def native_mismatch(model: CompiledModel, rows, expected, lower, upper) -> str | None:
+    """The native forests (`compiled.native`, the C the artifact ships) checked on the
+    reference rows too, where this machine has a C compiler (the service checks them again
+    before it uses them, and serves numpy where it cannot build them)."""
+    import tempfile
+    from pathlib import Path
+
+    if native.compiler() is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / native.SOURCE_FILE
+        source.write_text(native.c_source(model))
+        try:
+            library = native.native_library(source, workdir=Path(tmp))
+            built = native.with_library(model, library)
+        except native.NativeUnavailable as error:
+            return str(error)
+        return reference_mismatch(built, rows, expected, lower, upper)
