@@ -208,6 +208,17 @@ def test_the_image_serves_the_champion_as_uid_10001(
         assert found.strip() == "[]", found
         compilers = ctr.exec("bash", "-c", "command -v gcc cc g++ clang c++ || true")
         assert compilers.strip() == ""
+        # the forests' library, built from the signed model.c in the build stage, is used
+        path = ctr.exec(
+            "python",
+            "-c",
+            "from pathlib import Path; "
+            "from insurance_pipeline.compiled.artifact import load_artifact; "
+            "from insurance_pipeline.serving.state import NativeChoice, with_native_forests; "
+            "print(with_native_forests(load_artifact('/app/model'), "
+            "NativeChoice(True, Path('/opt/native/model-native.so')))[1])",
+        )
+        assert path.strip() == "native (model-native.so)", path
         # no file of the project's in the image imports the training stack
         listing = ctr.exec(
             "python",
