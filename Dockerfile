@@ -55,7 +55,9 @@ ARG MODEL_DIR=model
 ARG MODEL_VERSION
 ARG MODEL_SHA256
 # The original's OCI labels, filled by the deployer: the build time, the project's git commit
-# and the model version.
+# and the model version (the registry's: the pod's app.kubernetes.io/version is the same);
+# the licence is the project's (LICENSE, SPDX id), the base the image it was built FROM.
+ARG BASE_IMAGE
 ARG DATE_CREATED
 ARG REVISION
 ARG VERSION
@@ -67,7 +69,8 @@ LABEL org.opencontainers.image.created="${DATE_CREATED}" \
       org.opencontainers.image.description="The insurance charges model behind the original model service's REST contract." \
       org.opencontainers.image.authors="insurance_pipeline engineers" \
       org.opencontainers.image.source="${SOURCE}" \
-      org.opencontainers.image.licenses="NOASSERTION" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}" \
       com.insurance-pipeline.model.name="insurance_charges_model" \
       insurance-pipeline.model-version="${MODEL_VERSION}" \
       insurance-pipeline.model-sha256="${MODEL_SHA256}"

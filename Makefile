@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
 
-.PHONY: help install run test test-fast ui bench bench-model bench-scale clean-cache clean lint serve contract serving-venv base-image pipeline-image stack stack-down
+.PHONY: help install run test test-fast ui bench bench-model bench-scale clean-cache clean lint serve manifests contract serving-venv base-image pipeline-image stack stack-down
 SERVING_VENV ?= .venv-serving
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -113,6 +113,10 @@ serve: install  ## serve the `champion` model on 127.0.0.1:8000 (SERVICE_HOST/SE
 	$(PY) -m insurance_pipeline.cli export-champion
 	@dir=$$($(PY) -c 'from insurance_pipeline.serving.settings import ServiceSettings as S; print(S().artifact_dir)'); \
 		export MODEL_SHA256=$$(cat "$$dir.sha256") && exec $(SERVING_VENV)/bin/python -m insurance_pipeline.serving
+
+manifests: install  ## plain manifests for a local cluster without a registry (.artifacts/manifests/model_service.yaml)
+	$(PY) -m insurance_pipeline.cli export-champion
+	$(PY) -m tooling.manifests
 
 contract: install  ## regenerate service_contract.yaml from the app
 	$(PY) -m tooling.contract

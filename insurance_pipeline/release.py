@@ -246,6 +246,7 @@ class Release:
             run_id, model.model_key, tags={DATA_SHA_TAG: model.data_version}
         )
         self._approve(candidate, version, run_id)
+        self.mlflow.mark_release(model.model_key, int(version.version))
         version = self.mlflow.get_version(int(version.version))  # with its approval tag
         served = self.approval(version, candidate.policy)
         if not served.approved:

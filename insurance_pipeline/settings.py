@@ -61,6 +61,8 @@ class MlflowSettings(BaseSettings):
     tracking_uri: str | None = Field(default=None, validation_alias="MLFLOW_TRACKING_URI")
     registry_uri: str | None = Field(default=None, validation_alias="MLFLOW_REGISTRY_URI")
     experiment: str = Field(default="insurance_charges", validation_alias="MLFLOW_EXPERIMENT_NAME")
+    # Who owns the model: each run's `engineering` tag (the MLflow guide's tag).
+    team: str = Field(default="insurance_pipeline", min_length=1, validation_alias="INSURANCE_TEAM")
 
     @model_validator(mode="after")
     def _defaults(self) -> MlflowSettings:

@@ -25,6 +25,7 @@ from insurance_pipeline.compiled.model import CompiledModel, reference_mismatch
 from insurance_pipeline.compiled.native import SOURCE_FILE, c_source
 from insurance_pipeline.compiled.npz import FormatError, References, pack, unpack
 from insurance_pipeline.domain.hashing import file_sha256
+from insurance_pipeline.domain.schema import MODEL_DESCRIPTION
 
 FORMAT = 2  # 1 was a pickled scikit-learn pipeline (model.joblib)
 NPZ_FILE = "model.npz"
@@ -49,9 +50,7 @@ class Manifest:
     sha256: str
     format: int = FORMAT
     model_file: str = NPZ_FILE
-    description: str = (
-        "Predicts yearly medical charges from age, sex, bmi, children, smoker, region."
-    )
+    description: str = MODEL_DESCRIPTION
     model_key: str = ""
     library_versions: dict[str, str] = field(default_factory=dict)
     trees: int = 0

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 
 # The registered model's name: the MLflow registry, the service's paths and its records.
 MODEL_NAME = "insurance_charges_model"
+# How the service describes it (the original's display name and description).
+MODEL_DISPLAY_NAME = "Insurance Charges Model"
+MODEL_DESCRIPTION = "Model to predict the insurance charges of a customer."
 # Its aliases in the registry: what passed every gate, and what the cluster serves.
 CHAMPION_ALIAS, DEPLOYED_ALIAS = "champion", "deployed"
 

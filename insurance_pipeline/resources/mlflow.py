@@ -23,7 +23,10 @@ from insurance_pipeline.domain.hashing import file_sha256
 from insurance_pipeline.domain.schema import (  # noqa: F401 - the aliases, re-exported
     CHAMPION_ALIAS,
     DEPLOYED_ALIAS,
+    FEATURE_COLUMNS,
     MODEL_NAME,
+    NUMERIC_RULES,
+    TARGET_COLUMN,
 )
 from insurance_pipeline.resources.locks import exclusive
 
@@ -40,6 +43,13 @@ FAIL_FAST = {
 MODEL_KEY_TAG = "model_key"
 PICKLE_TAG = "model_pickle"  # signed: the logged model's pickle sha256, as written
 DATA_SHA_TAG = "data_sha256"  # the CSV the model was trained on
+# The MLflow guide's three tags, with values that mean something here: the team that owns
+# the model (INSURANCE_TEAM), whether it became a release candidate (every gate passed and it
+# was registered: "true"; refused: "false"), and its registered version.
+ENGINEERING_TAG = "engineering"
+RELEASE_CANDIDATE_TAG = "release.candidate"
+RELEASE_VERSION_TAG = "release.version"
+RAW_DATA_ARTIFACT = "data"  # the raw CSV, beside the run's dataset inputs
 SERVING_SHA_TAG = "serving_sha256"  # the serving artifact's pin: its manifest's sha256
 APPROVAL_TAG = "gates.approval"  # signed by registration (core.gates.decision)
 APPROVED_PARAMETERS = "gates.approved"  # the same parameters, readable (not trusted)
@@ -92,6 +102,23 @@ class _RedactingClient:
         return call
 
 
+def domain_signature():
+    """The model's MLflow signature from the domain schema (not inferred from an example):
+    integer columns are `long`, other numbers `double`, categories `string`; the output is
+    `charges`, a `double`."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    def kind(column: str) -> str:
+        rule = NUMERIC_RULES.get(column)
+        return "string" if rule is None else "long" if rule.integer else "double"
+
+    return ModelSignature(
+        inputs=Schema([ColSpec(kind(c), c) for c in FEATURE_COLUMNS]),
+        outputs=Schema([ColSpec("double", TARGET_COLUMN)]),
+    )
+
+
 def _dataset_inputs(datasets: dict[str, tuple[Any, str]], source: str, target: str | None):
     """MLflow dataset inputs (`mlflow.data.from_pandas`: name, source, digest, schema and
     profile), each tagged with its context (training, test)."""
@@ -121,6 +148,7 @@ class MlflowResource(ConfigurableResource):
         default="", description="Artifact location of a new experiment; empty: the server's"
     )
     model_name: str = Field(default=MODEL_NAME, description="Registered model name")
+    team: str = Field(default="insurance_pipeline", description="Each run's `engineering` tag")
 
     @classmethod
     def from_settings(cls, **overrides) -> MlflowResource:
@@ -132,6 +160,7 @@ class MlflowResource(ConfigurableResource):
             "tracking_uri": settings.tracking_uri,
             "registry_uri": settings.registry_uri,
             "experiment_name": settings.experiment,
+            "team": settings.team,
             "artifact_root": local_artifact_root(
                 settings.tracking_uri, StateSettings().artifacts_dir
             ),
@@ -228,15 +257,19 @@ class MlflowResource(ConfigurableResource):
             return existing, None
         import mlflow.sklearn
         from mlflow.entities import Param
-        from mlflow.models import infer_signature
+        from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, MAX_PARAMS_TAGS_PER_BATCH
 
         client = self.client()
         run_id = client.create_run(
             self.experiment_id(), tags={MODEL_KEY_TAG: model_key}
         ).info.run_id
-        client.log_batch(run_id, params=[Param(k, str(v)[:500]) for k, v in params.items()])
+        logged = [Param(k, str(v)[:MAX_PARAM_VAL_LENGTH]) for k, v in params.items()]
+        for start in range(0, len(logged), MAX_PARAMS_TAGS_PER_BATCH):
+            client.log_batch(run_id, params=logged[start : start + MAX_PARAMS_TAGS_PER_BATCH])
         if datasets:
             client.log_inputs(run_id, datasets=_dataset_inputs(datasets, source, target))
+        if source and Path(source).is_file():  # the raw file itself, as the guide logs it
+            client.log_artifact(run_id, source, RAW_DATA_ARTIFACT)
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / MODEL_ARTIFACT
             with _known_chatter_quiet():
@@ -244,7 +277,7 @@ class MlflowResource(ConfigurableResource):
                     model,
                     str(folder),
                     serialization_format="cloudpickle",
-                    signature=infer_signature(input_example, model.predict(input_example)),
+                    signature=domain_signature(),
                     input_example=input_example,
                     pip_requirements=pip_requirements,
                 )
@@ -254,7 +287,7 @@ class MlflowResource(ConfigurableResource):
             rows = Path(tmp) / TRAIN_ROWS_ARTIFACT
             rows.write_text(json.dumps({"train_row_ids": train_row_ids}))
             client.log_artifact(run_id, str(rows))
-        for key, value in tags.items():
+        for key, value in {ENGINEERING_TAG: self.team, **tags}.items():
             client.set_tag(run_id, key, value)
         client.set_terminated(run_id)
         return run_id, pickle_sha
@@ -301,6 +334,21 @@ class MlflowResource(ConfigurableResource):
             tags={**tags, MODEL_KEY_TAG: model_key},
         )
         return version, True
+
+    def mark_release(self, model_key: str, version: int | None) -> None:
+        """The guide's release tags: on the model's run, and on its version when registered
+        (`version`); None marks a model the gates refused."""
+        client = self.client()
+        run_id = self.run_for(model_key)
+        candidate = "false" if version is None else "true"
+        client.set_tag(run_id, RELEASE_CANDIDATE_TAG, candidate)
+        if version is not None:
+            client.set_tag(run_id, RELEASE_VERSION_TAG, str(version))
+            for key, value in {
+                RELEASE_CANDIDATE_TAG: candidate,
+                RELEASE_VERSION_TAG: str(version),
+            }.items():
+                client.set_model_version_tag(self.model_name, str(version), key, value)
 
     def set_version_tag(self, version: str | int, key: str, value: str) -> None:
         self.client().set_model_version_tag(self.model_name, str(version), key, value)

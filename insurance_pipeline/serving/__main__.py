@@ -14,7 +14,12 @@ from pathlib import Path
 import uvicorn
 
 from insurance_pipeline.serving.app import create_app
-from insurance_pipeline.serving.logging import configure_logging, flush_logs
+from insurance_pipeline.serving.logging import (
+    LoggingConfigError,
+    configure_from_file,
+    configure_logging,
+    flush_logs,
+)
 from insurance_pipeline.serving.memory import limit_arenas
 from insurance_pipeline.serving.protocol import ConnectionLimits, guarded_protocol
 from insurance_pipeline.serving.settings import ServiceSettings
@@ -51,8 +56,15 @@ def main(argv: list[str] | None = None) -> None:
         update={"artifact_dir": Path(args.artifact_dir), "host": args.host, "port": args.port}
     )
     limit_arenas(settings.model_threads + 1)  # before any thread starts (serving/memory.py)
-    configure_logging(settings.log_level, app_name=settings.app_name)
-    app = create_app(settings)
+    title = None
+    if settings.rest_config is not None:  # the original's YAML: logging and service_title
+        try:
+            title = configure_from_file(settings.rest_config).get("service_title")
+        except LoggingConfigError as error:
+            raise SystemExit(str(error)) from None
+    else:
+        configure_logging(settings.log_level)
+    app = create_app(settings, service_title=title if isinstance(title, str) else None)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
+from insurance_pipeline.domain.schema import MODEL_NAME
 from insurance_pipeline.serving.errors import install_error_handlers
 from insurance_pipeline.serving.front import FrontDoor
 from insurance_pipeline.serving.limits import BodyLimits
@@ -38,23 +40,32 @@ its paths, bodies, health states and log records.
 - Integral numbers (`18.0`) are accepted for integer fields, as JSON Schema counts them.
 - Extra fields in log records: both prediction records carry `action`,
   `model_qualified_name` and `model_version`; LOG_PREDICTION_INPUTS=false leaves the inputs
-  out of "Prediction requested." (they are health data). The service also logs
-  "model loaded" / "model refused" with the artifact's sha256.
+  out of "Prediction requested." (they are health data). The startup records
+  ("Loaded insurance_charges_model model.", "Exception raised in service initialization.")
+  carry the artifact's version, sha256 and folder, or the reason it was refused.
 """
+SERVICE_TITLE = "Insurance Charges Model Service"  # the original's service_title
+SERVICE_VERSION = "0.1.0"  # the API's version, the original's; the model's is the registry's
 SINGLE_BODY_LIMIT = 64 * 1024
 BATCH_BODY_LIMIT = 1024 * 1024
 BODY_LIMITS = {models.PREDICTION_PATH: SINGLE_BODY_LIMIT, models.BATCH_PATH: BATCH_BODY_LIMIT}
+log = logging.getLogger("insurance_pipeline.serving")
 
 
 def create_app(
-    settings: ServiceSettings | Path | str | None = None, *, fast_path: bool = True
+    settings: ServiceSettings | Path | str | None = None,
+    *,
+    fast_path: bool = True,
+    service_title: str | None = None,
 ) -> FastAPI | FrontDoor:
     """The service for `settings` (or an artifact folder, other settings from the
     environment): the FastAPI app behind its front door (`serving.front`: probes and
     predictions on their happy path). `fast_path=False` gives the FastAPI app alone, which
-    answers every request through its routes."""
+    answers every request through its routes. `service_title` (the REST_CONFIG file's, as the
+    original's) titles the API."""
     if not isinstance(settings, ServiceSettings):
         settings = ServiceSettings(**({"artifact_dir": settings} if settings else {}))
+    title = service_title or SERVICE_TITLE
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -66,6 +77,8 @@ def create_app(
             production=settings.deployment == "production",
             native=NativeChoice(settings.native, settings.native_library),
         )
+        if app.state.service.model is not None:
+            log.info("Created endpoint for %s model.", MODEL_NAME)
         trim_heap()  # what loading and checking the model freed goes back to the system
         app.state.model_threads = ModelThreads(settings.model_threads)
         yield
@@ -73,9 +86,10 @@ def create_app(
         app.state.model_threads.shutdown(wait=True)
         flush_logs()
 
+    log.info("Creating FastAPI app for: '%s'.", title)
     app = FastAPI(
-        title="Insurance Charges Model Service",
-        version="0.1.0",
+        title=title,
+        version=SERVICE_VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
     )

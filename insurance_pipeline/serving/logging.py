@@ -2,7 +2,13 @@
 
 Every record is one JSON object a line: `asctime`, `name`, `levelname`, `message`, the pod's
 identity as lower-case `node_ip`, `pod_name`, `node_name`, `app_name` (from the environment
-variables NODE_IP, POD_NAME, NODE_NAME, APP_NAME), then the record's extra fields.
+variables NODE_IP, POD_NAME, NODE_NAME, APP_NAME; "N/A" where one is unset, as the original's
+filter wrote), then the record's extra fields.
+
+That is the default. As in the original, a YAML file can configure logging instead: REST_CONFIG
+names it, and its `logging` section is handed to `logging.config.dictConfig`
+(`configure_from_file`). `JsonFormatter` and `EnvironmentInfoFilter` below are what such a file
+names for the original's JSON lines and environment fields.
 
 A request only puts its records on a bounded queue (the standard library's `QueueHandler`);
 a `QueueListener` thread formats and writes them, flushing the stream whenever the queue runs
@@ -19,12 +25,15 @@ import logging
 import logging.handlers
 import os
 import queue
+import re
 import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 ENVIRONMENT_FIELDS = ("NODE_IP", "POD_NAME", "NODE_NAME", "APP_NAME")
+UNSET = "N/A"  # an environment field whose variable is not set (the original's value)
 PREDICTION_LOGGER = "insurance_charges_model_logger"
 SERVICE_LOGGER = "insurance_pipeline.serving"
 QUEUE_RECORDS = 10_000  # records waiting to be written; beyond this they are dropped
@@ -235,19 +244,103 @@ def fast_sink() -> tuple[DroppingQueueHandler, JsonLineFormatter] | None:
     return listener.source, listener.writer.formatter
 
 
-def identity_fields(app_name: str = "") -> dict[str, str]:
-    defaults = {"APP_NAME": app_name}
-    return {n.lower(): os.environ.get(n, defaults.get(n, "")) for n in ENVIRONMENT_FIELDS}
+def identity_fields(names: Sequence[str] = ENVIRONMENT_FIELDS) -> dict[str, str]:
+    """The environment fields of every record: each variable's value under its lower-case
+    name, "N/A" where it is unset."""
+    return {name.lower(): os.environ.get(name, UNSET) for name in names}
 
 
-def configure_logging(level: str = "INFO", stream=None, app_name: str = "") -> None:
+class EnvironmentInfoFilter(logging.Filter):
+    """Adds environment variables to every record, each under its lower-case name ("N/A"
+    where unset): the original's filter, for logging configured from a file."""
+
+    def __init__(self, env_variables: Sequence[str] = ENVIRONMENT_FIELDS):
+        super().__init__()
+        self.fields = identity_fields(env_variables)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.update(self.fields)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: the attributes the `format` string names, in its order
+    ("%(asctime)s %(name)s %(levelname)s %(message)s", as python-json-logger reads it), then
+    the record's extra fields. For logging configured from a file."""
+
+    def __init__(self, fmt: str | None = None, datefmt: str | None = None, style: str = "%"):
+        super().__init__(fmt, datefmt, style)
+        self.keys = re.findall(r"%\((\w+)\)", fmt or "%(message)s")
+        self._encode = json.JSONEncoder(default=str).encode
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = record.getMessage()
+        if "asctime" in self.keys:
+            record.asctime = self.formatTime(record, self.datefmt)
+        line = {key: getattr(record, key, None) for key in self.keys}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and key not in _SKIPPED and key not in line:
+                line[key] = value
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return self._encode(line)
+
+
+class LoggingConfigError(ValueError):
+    """The logging file cannot be used; the message names the file and why."""
+
+
+def configure_from_file(path: str | os.PathLike) -> dict:
+    """Configure logging from the YAML file at `path` (REST_CONFIG): its `logging` section (or
+    the whole file, when it is a dictConfig itself) through `logging.config.dictConfig`.
+    Returns the file's contents (the service reads `service_title` from it)."""
+    import logging.config
+
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+        document = yaml.safe_load(text) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise LoggingConfigError(f"REST_CONFIG {path}: cannot be read: {error}") from error
+    if not isinstance(document, dict):
+        raise LoggingConfigError(f"REST_CONFIG {path}: not a mapping of settings")
+    section = document if "version" in document else document.get("logging")
+    if section is None:
+        return document
+    if not isinstance(section, dict):
+        raise LoggingConfigError(f"REST_CONFIG {path}: 'logging' is not a mapping")
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+    try:
+        logging.config.dictConfig(section)
+    except (ValueError, TypeError, AttributeError, ImportError) as error:
+        raise LoggingConfigError(f"REST_CONFIG {path}: 'logging' is refused: {error}") from error
+    _quiet_uvicorn()
+    atexit.register(flush_logs)
+    return document
+
+
+def _quiet_uvicorn() -> None:
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    # The prediction records replace uvicorn's access line.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+def configure_logging(level: str = "INFO", stream=None) -> None:
+    """The default configuration: every record through the bounded queue, written as JSON
+    lines by one thread."""
     global _listener
     # Records need no thread or process lookups: each would cost every request.
     logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     records: queue.Queue = queue.Queue(maxsize=QUEUE_RECORDS)
     handler = DroppingQueueHandler(records)
     writer = _UnflushedStreamHandler(stream or sys.stdout)
-    writer.setFormatter(JsonLineFormatter(identity_fields(app_name)))
+    writer.setFormatter(JsonLineFormatter(identity_fields()))
     if _listener is not None:
         _listener.stop()
     _listener = BatchingListener(records, writer, handler)
@@ -257,11 +350,7 @@ def configure_logging(level: str = "INFO", stream=None, app_name: str = "") -> N
         old.close()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers[:] = []
-        logging.getLogger(name).propagate = True
-    # The prediction records replace uvicorn's access line.
-    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    _quiet_uvicorn()
     atexit.register(flush_logs)
 
 

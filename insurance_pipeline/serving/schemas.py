@@ -34,18 +34,38 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def _bounded(field: str, description: str):
+def _bounded(field: str):
     rule = SERVICE_RULES[field]
+    text = FIELD_TEXT[field]
     if rule.integer:
         return Annotated[
             int,
-            Field(strict=True, ge=rule.low, le=rule.high, description=description),
+            Field(strict=True, ge=rule.low, le=rule.high, **text),
             BeforeValidator(_integral),
         ]
     return Annotated[
         float,
-        Field(strict=True, ge=rule.low, le=rule.high, allow_inf_nan=False, description=description),
+        Field(strict=True, ge=rule.low, le=rule.high, allow_inf_nan=False, **text),
     ]
+
+
+# The original's titles and descriptions, field by field (its schemas module).
+FIELD_TEXT = {
+    "age": {"title": "Age", "description": "Age of primary beneficiary in years."},
+    "sex": {"title": "Sex", "description": "Gender of beneficiary."},
+    "bmi": {"title": "Body Mass Index", "description": "Body mass index of beneficiary."},
+    "children": {
+        "title": "Children",
+        "description": "Number of children covered by health insurance.",
+    },
+    "smoker": {"title": "Smoker", "description": "Whether beneficiary is a smoker."},
+    "region": {"title": "Region", "description": "Region where beneficiary lives."},
+    "charges": {
+        "title": "Charges",
+        "description": "Individual medical costs billed by health insurance to customer in "
+        "US dollars.",
+    },
+}
 
 
 class InsuranceChargesModelInput(BaseModel):
@@ -56,12 +76,12 @@ class InsuranceChargesModelInput(BaseModel):
         extra="forbid", allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE_INPUT]}
     )
 
-    age: _bounded("age", "Age in years")
-    sex: SexEnum = Field(description="Sex")
-    bmi: _bounded("bmi", "Body mass index")
-    children: _bounded("children", "Number of children covered")
-    smoker: bool = Field(strict=True, description="Whether the person smokes")
-    region: RegionEnum = Field(description="Region of residence in the US")
+    age: _bounded("age")
+    sex: SexEnum = Field(**FIELD_TEXT["sex"])
+    bmi: _bounded("bmi")
+    children: _bounded("children")
+    smoker: bool = Field(strict=True, **FIELD_TEXT["smoker"])
+    region: RegionEnum = Field(**FIELD_TEXT["region"])
 
 
 class PredictionInterval(BaseModel):
@@ -73,60 +93,86 @@ class PredictionInterval(BaseModel):
 
 
 class InsuranceChargesModelOutput(BaseModel):
-    charges: float = Field(description="Predicted yearly charges in dollars, 2 decimals")
+    charges: float = Field(**FIELD_TEXT["charges"])
     interval: PredictionInterval | None = Field(
         default=None, description="Our addition (clients of the original ignore it)"
     )
 
 
+# The service's own schemas, named and described as the original's (rest_model_service).
+
+
 class ModelDetails(BaseModel):
-    display_name: str
-    qualified_name: str
-    description: str
-    version: str
+    """Metadata of a model."""
+
+    display_name: str = Field(description="The display name of the model.")
+    qualified_name: str = Field(description="The qualified name of the model.")
+    description: str = Field(description="The description of the model.")
+    version: str = Field(description="The version of the model.")
 
 
-class ModelCollection(BaseModel):
-    models: list[ModelDetails]
+class ModelDetailsCollection(BaseModel):
+    """Collection of model details."""
+
+    models: list[ModelDetails] = Field(description="Collection of model details.")
 
 
 class ModelMetadata(ModelDetails):
-    input_schema: dict[str, Any] = Field(description="JSON Schema of a prediction request")
-    output_schema: dict[str, Any] = Field(description="JSON Schema of a prediction response")
+    """Metadata of a model, includes all information in ModelDetails plus input and output
+    schemas of the model."""
+
+    input_schema: dict[str, Any] = Field(
+        description="Input schema of a model, as a JSON Schema object."
+    )
+    output_schema: dict[str, Any] = Field(
+        description="Output schema of a model, as a JSON Schema object."
+    )
 
 
 class HealthStatus(StrEnum):
+    """Health status of the service."""
+
     HEALTHY = "HEALTHY"
     NOT_HEALTHY = "NOT_HEALTHY"
     UNKNOWN = "UNKNOWN"
 
 
 class ReadinessStatus(StrEnum):
+    """Readiness status of the service."""
+
     ACCEPTING_TRAFFIC = "ACCEPTING_TRAFFIC"
     REFUSING_TRAFFIC = "REFUSING_TRAFFIC"
     UNKNOWN = "UNKNOWN"
 
 
 class StartupStatus(StrEnum):
+    """Startup status of the service."""
+
     STARTED = "STARTED"
     NOT_STARTED = "NOT_STARTED"
     UNKNOWN = "UNKNOWN"
 
 
 class HealthStatusResponse(BaseModel):
-    health_status: HealthStatus
+    """Health status response."""
+
+    health_status: HealthStatus = Field(description="Health status of the service.")
 
 
-class ReadinessResponse(BaseModel):
-    readiness_status: ReadinessStatus
+class ReadinessStatusResponse(BaseModel):
+    """Readiness status response."""
+
+    readiness_status: ReadinessStatus = Field(description="Readiness status of the service.")
 
 
-class StartupResponse(BaseModel):
-    startup_status: StartupStatus
+class StartupStatusResponse(BaseModel):
+    """Startup status response."""
+
+    startup_status: StartupStatus = Field(description="Startup status of the service.")
 
 
 class Error(BaseModel):
-    """The original service's error body."""
+    """Error details."""
 
-    type: str
-    messages: list[str]
+    type: str = Field(description="The type of error.")
+    messages: list[str] = Field(description="List of error messages.")

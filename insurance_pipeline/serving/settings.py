@@ -42,8 +42,12 @@ class ServiceSettings(BaseSettings):
     # compiler and no prebuilt library) serves the numpy forests, the same prices.
     native: bool = Field(default=True, validation_alias="SERVING_NATIVE")
     native_library: Path | None = Field(default=None, validation_alias="SERVING_NATIVE_LIBRARY")
-    app_name: str = Field(default="insurance-charges-model", validation_alias="APP_NAME")
+    # The pod's identity in every record comes from NODE_IP, POD_NAME, NODE_NAME and APP_NAME
+    # as they are ("N/A" when unset: serving.logging).
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # A YAML file, as the original's: its `logging` section configures logging (dictConfig)
+    # in place of the default JSON lines, and its `service_title` titles the API.
+    rest_config: Path | None = Field(default=None, validation_alias="REST_CONFIG")
     # The original logs every prediction's inputs; they are health data.
     log_prediction_inputs: bool = Field(default=True, validation_alias="LOG_PREDICTION_INPUTS")
     body_timeout: float = Field(default=10.0, gt=0, validation_alias="SERVICE_BODY_TIMEOUT_SECONDS")
@@ -66,7 +70,7 @@ class ServiceSettings(BaseSettings):
     # Threads that run batch predictions, off the event loop (the probes never wait on them).
     model_threads: int = Field(default=2, ge=1, le=32, validation_alias="SERVICE_MODEL_THREADS")
 
-    @field_validator("model_sha256", "trusted_key", "native_library", mode="before")
+    @field_validator("model_sha256", "trusted_key", "native_library", "rest_config", mode="before")
     @classmethod
     def _unset_when_empty(cls, value):
         return value or None

@@ -25,8 +25,7 @@ from insurance_pipeline.serving.logging import PredictionLog
 from insurance_pipeline.serving.signature import verify_signature
 
 log = logging.getLogger("insurance_pipeline.serving")
-
-DISPLAY_NAME = "Insurance Charges Model"
+INITIALIZATION_FAILED = "Exception raised in service initialization."
 
 
 class PredictionError(RuntimeError):
@@ -165,7 +164,7 @@ class ServiceState:
     @property
     def unavailable(self) -> str:
         """Why there is no model, as a client may be told: the problem, never the artifact's
-        path or hashes (those are in the "model refused" log record)."""
+        path or hashes (those are in the "Exception raised in service initialization." record)."""
         if self.error is not None:
             return "model not loaded: artifact refused"
         return "model not loaded: starting" if not self.started else "model not loaded"
@@ -204,7 +203,8 @@ def load_model(
         records = PredictionLog(MODEL_NAME, str(manifest.version), log_inputs)
         state.model = ServedModel(model, manifest, records)
         log.info(
-            "model loaded",
+            "Loaded %s model.",
+            MODEL_NAME,
             extra={
                 "model_version": manifest.version,
                 "sha256": manifest.sha256,
@@ -213,13 +213,19 @@ def load_model(
                 "artifact_dir": str(artifact_dir),
             },
         )
+        log.info("Added %s decorator to %s model.", type(records).__name__, MODEL_NAME)
     except ArtifactError as error:
         state.error = str(error)
-        log.error("model refused: %s", error, extra={"artifact_dir": str(artifact_dir)})
+        _refused(state.error, artifact_dir)
     except Exception as error:  # noqa: BLE001 - a broken artifact must not crash the service
         state.error = f"{type(error).__name__}: {error}"
-        log.error("model could not be loaded: %r", error, extra={"artifact_dir": str(artifact_dir)})
+        _refused(state.error, artifact_dir)
     return state
+
+
+def _refused(reason: str, artifact_dir: Path) -> None:
+    """The original's failure record, with why (`reason`) and which folder."""
+    log.error(INITIALIZATION_FAILED, extra={"reason": reason, "artifact_dir": str(artifact_dir)})
 
 
 @dataclass(frozen=True)

@@ -78,6 +78,7 @@ def test_the_cli_with_only_registered_model_selected_is_refused(rejected, worksp
     assert f"model {rejected} was not registered" in proc.stdout + proc.stderr
     assert "challenger_not_worse failed" in proc.stdout + proc.stderr
     assert registry_state() == ([1], 1)
+    assert mlflow().model_tags(rejected)["release.candidate"] == "false"
 
 
 def test_a_job_run_of_registration_alone_judges_missing_verdicts_itself(rejected):

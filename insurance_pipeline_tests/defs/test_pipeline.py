@@ -121,6 +121,29 @@ def test_first_run_materializes_every_asset_with_its_metadata(first_run, workspa
     train_set = datasets[TRAIN_DATASET].dataset
     assert str(workspace.csv) in train_set.source and train_set.digest
     assert json.loads(train_set.profile)["num_rows"] == 1069
+    # as the MLflow guide logs a run: each hyperparameter flat (get_params' names), the raw
+    # CSV beside its dataset inputs, a signature from the domain schema, and its three tags
+    steps = {k.split("__")[0] for k in run.data.params if "__" in k}
+    assert steps and all(step in run.data.params["pipeline"].lower() for step in steps)
+    raw = mlflow().client().list_artifacts(model["mlflow_run_id"], "data")
+    assert [a.path for a in raw] == [f"data/{workspace.csv.name}"]
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"runs:/{model['mlflow_run_id']}/model")
+    columns = {c["name"]: c["type"] for c in info.signature.inputs.to_dict()}
+    assert columns == {
+        "age": "long",
+        "sex": "string",
+        "bmi": "double",
+        "children": "long",
+        "smoker": "string",
+        "region": "string",
+    }
+    assert run.data.tags["engineering"] == "insurance_pipeline"
+    assert run.data.tags["release.candidate"] == "true"
+    assert run.data.tags["release.version"] == "1"
+    version = mlflow().get_version(1)
+    assert (version.tags["release.candidate"], version.tags["release.version"]) == ("true", "1")
 
 
 def test_every_check_records_its_figures_as_numbers(first_run):

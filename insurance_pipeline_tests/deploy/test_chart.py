@@ -190,7 +190,8 @@ def test_the_defaults_are_the_original_names_nodeport_and_port_8000():
         labels = thing["metadata"]["labels"]
         assert labels["app.kubernetes.io/name"] == "insurance-charges-model-service"
         assert labels["app.kubernetes.io/component"] == "model-service"
-        assert labels["app.kubernetes.io/version"] == "0.1.0"
+        # the model's registry version, as the image's version label (not the original's 0.1.0)
+        assert labels["app.kubernetes.io/version"] == "7"
     assert kinds["Deployment"]["spec"]["selector"]["matchLabels"] == {"app": pod_labels["app"]}
     assert service["selector"] == {"app": pod_labels["app"]}
 
@@ -306,3 +307,40 @@ def test_a_trusted_key_makes_the_pod_check_the_folders_signature(tmp_path):
     assert "trust" not in {m["name"] for m in container(plain)["volumeMounts"]}
     with pytest.raises(ChartError):
         render({**BASE, "model.trustedKey": "-----BEGIN PRIVATE KEY-----\nabc\n"})
+
+
+def test_the_local_cluster_manifests_never_pull_and_pin_the_exported_model(tmp_path):
+    """`make manifests`: the original's `kubectl apply` flow, rendered from the chart."""
+    import yaml
+
+    from insurance_pipeline.compiled.artifact import MANIFEST_FILE, Manifest, manifest_digest
+    from tooling.manifests import render_manifests
+
+    folder = tmp_path / "served"
+    folder.mkdir()
+    manifest = Manifest(model_name="insurance_charges_model", version=12, sha256="cd" * 32)
+    (folder / MANIFEST_FILE).write_text(manifest.to_json())
+    objects = [o for o in yaml.safe_load_all(render_manifests(folder, helm=HELM)) if o]
+    assert validate_objects(objects) == []
+    c = container(objects)
+    assert c["image"] == "insurance-charges-model:v12"
+    assert c["imagePullPolicy"] == "Never"
+    config = by_kind(objects)["ConfigMap"]["data"]
+    pin = config.get("MODEL_SHA256") or next(
+        e["value"] for e in c["env"] if e["name"] == "MODEL_SHA256"
+    )
+    assert pin == manifest_digest(folder)
+    assert "Namespace" in by_kind(objects)  # `kubectl apply` creates it too
+
+
+def test_the_probes_are_the_originals():
+    c = container(render(BASE))
+    settings = {
+        name: {k: c[name][k] for k in ("initialDelaySeconds", "periodSeconds", "failureThreshold")}
+        for name in ("startupProbe", "livenessProbe", "readinessProbe")
+    }
+    assert settings == {
+        "startupProbe": {"initialDelaySeconds": 2, "periodSeconds": 5, "failureThreshold": 5},
+        "livenessProbe": {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 5},
+        "readinessProbe": {"initialDelaySeconds": 0, "periodSeconds": 10, "failureThreshold": 5},
+    }

@@ -175,7 +175,7 @@ def test_production_deploy_pushes_by_digest_then_fails_at_the_rollout(
 
 
 def test_the_image_serves_the_champion_as_uid_10001(
-    production_deploy, registry, champion, tmp_path
+    production_deploy, registry, champion, base, tmp_path
 ):
     image = f"{registry}/{IMAGE_NAME}:v{champion.version}"
     # the original's OCI labels, filled by the deployer
@@ -184,8 +184,10 @@ def test_the_image_serves_the_champion_as_uid_10001(
     assert labels["org.opencontainers.image.revision"] == source_revision()
     created = dt.datetime.fromisoformat(labels["org.opencontainers.image.created"])
     assert abs((dt.datetime.now(dt.UTC) - created).total_seconds()) < 3600
-    for name in ("title", "description", "authors", "licenses"):
+    for name in ("title", "description", "authors"):
         assert labels[f"org.opencontainers.image.{name}"], name
+    assert labels["org.opencontainers.image.licenses"] == "MIT"  # LICENSE's SPDX id
+    assert labels["org.opencontainers.image.base.name"] == base
     port = free_port()
     env = {"SERVICE_HOST": "127.0.0.1", "SERVICE_PORT": str(port)}
     with running_image(image, env=env) as ctr:

@@ -17,8 +17,9 @@ from insurance_pipeline.compiled.artifact import (
     manifest_digest,
 )
 from insurance_pipeline.domain.hashing import file_sha256
-from insurance_pipeline.domain.schema import FEATURE_COLUMNS
+from insurance_pipeline.domain.schema import FEATURE_COLUMNS, MODEL_NAME
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
+from insurance_pipeline.serving.state import INITIALIZATION_FAILED
 from insurance_pipeline_tests.helpers import start_service, stop
 
 pytestmark = pytest.mark.pure
@@ -140,12 +141,12 @@ def test_a_damaged_artifact_keeps_the_service_up_but_not_ready(artifact_dir, tmp
         assert httpx.get(service.url + "/api/health/ready").status_code == 503
         assert httpx.get(service.url + "/api/models").json() == {"models": []}
         refusals = service.logs_until(
-            lambda rs: any(r["message"].startswith("model refused") for r in rs)
+            lambda rs: any(r["message"] == INITIALIZATION_FAILED for r in rs)
         )
-        refusals = [r for r in refusals if r["message"].startswith("model refused")]
+        refusals = [r for r in refusals if r["message"] == INITIALIZATION_FAILED]
         assert refusals and refusals[0]["levelname"] == "ERROR"
         expected = "but the manifest pins" if damage == "tamper" else "model file not found"
-        assert expected in refusals[0]["message"]
+        assert expected in refusals[0]["reason"]
         assert service.process.poll() is None  # still running
     finally:
         stop(service)
@@ -170,7 +171,7 @@ def test_model_sha256_mismatch_is_refused_over_http(artifact_dir, tmp_path):
             assert secret not in refused.text
         errors = service.logs_until(lambda rs: any(r["levelname"] == "ERROR" for r in rs))
         errors = [r for r in errors if r["levelname"] == "ERROR"]
-        assert any(pinned in r["message"] and other in r["message"] for r in errors), errors
+        assert any(pinned in r.get("reason", "") and other in r["reason"] for r in errors), errors
     finally:
         stop(service)
     # the matching hash is accepted
@@ -196,7 +197,7 @@ def test_a_manifest_edited_under_the_pin_is_refused_over_http(artifact_dir, tmp_
         assert httpx.get(service.url + "/api/health/ready").status_code == 503
         assert httpx.get(service.url + "/api/models").json() == {"models": []}
         errors = service.logs_until(lambda rs: any(r["levelname"] == "ERROR" for r in rs))
-        refused = [r["message"] for r in errors if r["levelname"] == "ERROR"]
+        refused = [r.get("reason", "") for r in errors if r["levelname"] == "ERROR"]
         assert any(pinned in m and forged in m and "manifest" in m for m in refused), refused
     finally:
         stop(service)
@@ -286,7 +287,7 @@ def test_the_forests_run_natively_where_they_can_and_the_log_says_which(artifact
     fast = load_model(artifact_dir)
     plain = load_model(artifact_dir, native=NativeChoice(enabled=False))
     assert fast.ready and plain.ready
-    forests = [r.forests for r in caplog.records if r.getMessage() == "model loaded"]
+    forests = [r.forests for r in caplog.records if r.getMessage() == f"Loaded {MODEL_NAME} model."]
     if native.compiler() is not None:
         assert forests[0].startswith("native (") and "NativeForest" in repr(
             fast.model.model.regressor.forests

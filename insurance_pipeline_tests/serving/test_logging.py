@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import queue
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,7 +73,7 @@ def test_the_fast_prediction_records_are_the_records_logging_writes():
     from insurance_pipeline.serving import logging as service_logging
 
     stream = io.StringIO()
-    service_logging.configure_logging("INFO", stream=stream, app_name="app")
+    service_logging.configure_logging("INFO", stream=stream)
     try:
         log = service_logging.PredictionLog("insurance_charges_model", "7")
         row = {
@@ -88,7 +90,7 @@ def test_the_fast_prediction_records_are_the_records_logging_writes():
         log.created([1.0, 2.0])
         service_logging.flush_logs()
         fast = [json.loads(line) for line in stream.getvalue().splitlines()]
-        formatter = JsonLineFormatter(service_logging.identity_fields("app"))
+        formatter = JsonLineFormatter(service_logging.identity_fields())
         expected = []
         for message, fields in [
             ("Prediction requested.", row),
@@ -116,3 +118,76 @@ def test_the_fast_prediction_records_are_the_records_logging_writes():
         assert [r.getMessage() for r in seen] == ["Prediction created."]
     finally:
         service_logging.flush_logs()
+
+
+REST_CONFIG_FILE = Path(__file__).resolve().parents[2] / "deploy" / "service" / "rest_config.yaml"
+
+
+def test_logging_from_the_originals_yaml_file_keeps_its_fields_and_order(tmp_path, monkeypatch):
+    """REST_CONFIG: the `logging` section goes to dictConfig; the format string picks the
+    keys and their order, the filter the environment fields ("N/A" where unset)."""
+    import logging
+
+    from insurance_pipeline.serving import logging as service_logging
+
+    for name in ("NODE_IP", "POD_NAME", "NODE_NAME"):
+        monkeypatch.setenv(name, name.lower() + "-value")
+    monkeypatch.delenv("APP_NAME", raising=False)  # outside Kubernetes: unset, as the original
+    text = REST_CONFIG_FILE.read_text().replace("ext://sys.stdout", "ext://sys.stderr")
+    config = tmp_path / "rest_config.yaml"
+    config.write_text(text)
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        document = service_logging.configure_from_file(config)
+        assert document["service_title"] == "Insurance Charges Model Service"
+        logging.getLogger("insurance_charges_model_logger").info(
+            "Prediction created.", extra={"charges": 1.5}
+        )
+        for handler in root.handlers:
+            handler.flush()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert list(line)[:8] == [
+        "asctime",
+        "node_ip",
+        "pod_name",
+        "node_name",
+        "app_name",
+        "name",
+        "levelname",
+        "message",
+    ]
+    assert line["node_ip"] == "node_ip-value" and line["app_name"] == "N/A"
+    assert line["message"] == "Prediction created." and line["charges"] == 1.5
+
+
+@pytest.mark.parametrize(
+    "content, complaint",
+    [
+        ("logging: [1, 2]", "'logging' is not a mapping"),
+        ("logging: {version: 1, handlers: {h: {class: no.such.Handler}}}", "is refused"),
+        ("[unclosed", "cannot be read"),
+    ],
+)
+def test_a_bad_logging_file_is_refused_naming_it(tmp_path, content, complaint):
+    from insurance_pipeline.serving.logging import LoggingConfigError, configure_from_file
+
+    path = tmp_path / "bad.yaml"
+    path.write_text(content)
+    with pytest.raises(LoggingConfigError, match=complaint) as refused:
+        configure_from_file(path)
+    assert str(path) in str(refused.value)
+
+
+def test_the_default_records_say_na_for_an_unset_environment_field(monkeypatch):
+    from insurance_pipeline.serving.logging import identity_fields
+
+    monkeypatch.delenv("APP_NAME", raising=False)
+    monkeypatch.setenv("POD_NAME", "pod-z")
+    fields = identity_fields()
+    assert fields["app_name"] == "N/A" and fields["pod_name"] == "pod-z"

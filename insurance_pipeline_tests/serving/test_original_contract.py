@@ -1,6 +1,8 @@
 """The original model service's contract, replayed over real HTTP: every path, status, body
 shape and log record a client or a log pipeline of the original reads."""
 
+import os
+
 import httpx
 import pytest
 
@@ -188,11 +190,80 @@ def test_the_openapi_document_has_the_originals_names_and_version(service):
     names = set(document["components"]["schemas"])
     assert {
         "HealthStatusResponse",
+        "ReadinessStatusResponse",
+        "StartupStatusResponse",
+        "ModelDetailsCollection",
         "SexEnum",
         "RegionEnum",
         "ModelDetails",
         "ModelMetadata",
+        "Error",
     } <= names
-    assert not names & {"HealthResponse", "Sex", "Region"}
+    assert not names & {"HealthResponse", "ReadinessResponse", "ModelCollection", "Sex"}
+    inputs = document["components"]["schemas"]["InsuranceChargesModelInput"]["properties"]
+    assert inputs["bmi"]["title"] == "Body Mass Index"
+    assert inputs["age"]["description"] == "Age of primary beneficiary in years."
+    output = document["components"]["schemas"]["InsuranceChargesModelOutput"]["properties"]
+    assert output["charges"]["description"].startswith("Individual medical costs billed")
+    models = get(service, "/api/models").json()["models"]
+    assert models[0]["description"] == "Model to predict the insurance charges of a customer."
+    assert models[0]["display_name"] == "Insurance Charges Model"
     metadata = document["components"]["schemas"]["ModelMetadata"]  # the metadata endpoint's
     assert {"input_schema", "output_schema"} <= set(metadata["properties"])
+
+
+def test_startup_writes_the_originals_messages_in_order(service):
+    wanted = [
+        "Creating FastAPI app for: 'Insurance Charges Model Service'.",
+        "Loaded insurance_charges_model model.",
+        "Added PredictionLog decorator to insurance_charges_model model.",
+        "Created endpoint for insurance_charges_model model.",
+    ]
+    records = service.logs_until(lambda rs: wanted[-1] in [r["message"] for r in rs])
+    messages = [r["message"] for r in records]
+    assert [m for m in messages if m in wanted] == wanted
+    loaded = records[messages.index(wanted[1])]
+    assert loaded["model_version"] == 3 and len(loaded["sha256"]) == 64
+
+
+def test_a_rest_config_file_configures_logging_and_the_title(artifact_dir, tmp_path):
+    """The original's REST_CONFIG: a YAML file with `service_title` and a dictConfig."""
+    import yaml
+
+    from insurance_pipeline_tests.serving.test_logging import REST_CONFIG_FILE
+
+    document = yaml.safe_load(REST_CONFIG_FILE.read_text())
+    document["service_title"] = "Charges (staging)"
+    document["logging"]["formatters"]["json_formatter"]["fmt"] = "%(levelname)s %(message)s"
+    config = tmp_path / "rest_config.yaml"
+    config.write_text(yaml.safe_dump(document))
+    service = start_service(
+        artifact_dir, tmp_path / "service.log", env={"REST_CONFIG": str(config)}
+    )
+    try:
+        assert get(service, "/openapi.json").json()["info"]["title"] == "Charges (staging)"
+        records = service.logs_until(
+            lambda rs: any(r["message"].startswith("Created endpoint") for r in rs)
+        )
+        assert records[0]["message"] == "Creating FastAPI app for: 'Charges (staging)'."
+        assert list(records[0])[:2] == ["levelname", "message"]  # the file's format
+        assert {"node_ip", "pod_name", "node_name", "app_name"} <= set(records[0])  # its filter
+    finally:
+        stop(service)
+
+
+def test_a_broken_rest_config_stops_the_service_naming_the_file(artifact_dir, tmp_path):
+    import subprocess
+
+    from insurance_pipeline_tests.helpers import SERVICE_PYTHON
+
+    config = tmp_path / "rest_config.yaml"
+    config.write_text("logging: {version: 1, root: {handlers: [missing]}}")
+    done = subprocess.run(
+        [SERVICE_PYTHON, "-m", "insurance_pipeline.serving", "--artifact-dir", str(artifact_dir)],
+        env={**os.environ, "REST_CONFIG": str(config)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and str(config) in done.stderr

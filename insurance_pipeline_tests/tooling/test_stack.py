@@ -141,7 +141,8 @@ def test_every_service_refuses_a_request_without_credentials(stack_env):
     host, port = stack_env["DASK_SCHEDULER_ADDRESS"].removeprefix("tls://").split(":")
     context = ssl.create_default_context(cafile=stack_env["DASK_DISTRIBUTED__COMM__TLS__CA_FILE"])
     context.check_hostname = False
-    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+    # TLS 1.3 refuses after the handshake: the alert, or the closed socket when it wins the race
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED|EOF occurred"):
         with context.wrap_socket(socket_to(int(port))) as conn:
             conn.sendall(b"ping")
             conn.recv(1)

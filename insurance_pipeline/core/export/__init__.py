@@ -1,8 +1,10 @@
 """Export: a fitted training pipeline -> the numpy-only `CompiledModel` the service runs.
 
 One adapter per library turns a fitted estimator into the shared tree representation
-(`trees`): `sklearn_trees` (GradientBoosting), `lightgbm_trees`, `xgboost_trees` and
-`linear_models`. Pipelines and VotingRegressor blends are walked here, each member weighted.
+(`trees`): `sklearn_trees` (GradientBoosting, RandomForest, ExtraTrees, DecisionTree),
+`lightgbm_trees`, `xgboost_trees` and `linear_models`; `transforms` maps the scalers,
+selectors and PCA before a regressor back onto the features. Pipelines and VotingRegressor
+blends are walked here, each member weighted.
 Anything else is refused with `UnsupportedForServing`, naming the step. The result is checked
 against the full pipeline on the reference rows before it is handed on; the service checks
 the same rows again when it loads the file.
@@ -32,6 +34,7 @@ from insurance_pipeline.core.export import (
     sklearn_trees,
     xgboost_trees,
 )
+from insurance_pipeline.core.export.transforms import Affine, step_map, through
 from insurance_pipeline.core.export.trees import (
     Member,
     UnsupportedForServing,
@@ -93,36 +96,38 @@ def _voting_weights(blend) -> list[float]:
     return [float(weights[i]) for i in kept]
 
 
-def _members(estimator, weight: float) -> Iterator[tuple[float, object]]:
-    """(weight, estimator) for each model whose predictions are summed."""
+def _members(estimator, weight: float, steps: Affine) -> Iterator[tuple[float, object, Affine]]:
+    """(weight, estimator, the map from the pipeline's features to its inputs) for each
+    model whose predictions are summed."""
     kind = type(estimator).__name__
     if kind == "Pipeline":
         *before, (_, last) = estimator.steps
         for name, step in before:
             if step not in (None, "passthrough"):
-                raise UnsupportedForServing(f"regressor step {name!r} is {type_name(step)}")
-        yield from _members(last, weight)
+                steps = steps.then(step_map(name, step, steps.matrix.shape[1]))
+        yield from _members(last, weight, steps)
     elif kind == "VotingRegressor":
         weights = _voting_weights(estimator)
         total = sum(weights)
         for member, w in zip(estimator.estimators_, weights, strict=True):
-            yield from _members(member, weight * w / total)
+            yield from _members(member, weight * w / total, steps)
     else:
-        yield weight, estimator
+        yield weight, estimator, steps
 
 
 def compile_regressor(regressor, n_features: int) -> Regressor:
-    """Every member through its library's adapter; float64-summed trees share one forest,
-    each float32-summed member (XGBoost) keeps its own."""
+    """Every member through its library's adapter (and back through the transformers before
+    it); float64-summed trees share one forest, each float32-summed member (XGBoost) keeps
+    its own."""
     offset, shared, forests, coef = 0.0, [], [], np.zeros(n_features)
-    for weight, estimator in _members(regressor, 1.0):
+    for weight, estimator, steps in _members(regressor, 1.0, Affine.identity(n_features)):
         adapter = ADAPTERS.get(type(estimator).__name__)
         if adapter is None:
             raise UnsupportedForServing(
                 f"{type_name(estimator)} has no numpy form for serving; the search spaces "
                 f"'insurance', 'boosted' and 'baseline' choose only supported models"
             )
-        member: Member = adapter.compile_member(estimator, weight)
+        member: Member = through(adapter.compile_member(estimator, weight), steps, estimator)
         offset += member.offset
         if member.coef is not None:
             coef += member.coef

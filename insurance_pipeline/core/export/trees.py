@@ -34,6 +34,12 @@ class Tree:
     value: np.ndarray  # leaf values (weighted where the member folds its weight in)
     float32: bool  # the library compares the float32-rounded feature
 
+    def on_columns(self, columns: np.ndarray) -> Tree:
+        """The same tree reading feature `columns[i]` where it read feature i."""
+        leaf = self.left < 0
+        feature = np.where(leaf, 0, np.asarray(columns)[np.where(leaf, 0, self.feature)])
+        return Tree(feature, self.threshold, self.left, self.right, self.value, self.float32)
+
     @property
     def depth(self) -> int:
         deepest, pending = 0, [(0, 0)]

@@ -88,6 +88,7 @@ def register(context, release: Release, candidate: Candidate) -> Registered:
         ledger.record(verdict)
         context.log.info(f"judged {verdict.gate} now: {verdict.message}")
     if not decision.approved:
+        release.mlflow.mark_release(model.model_key, None)
         raise Failure(
             description=f"model {model.model_key} was not registered: "
             + decision.approval.summary(),

@@ -14,6 +14,7 @@ from insurance_pipeline.core.modeling.intervals import (
     fit_conformal_interval,
 )
 from insurance_pipeline.core.modeling.model import TrainedModel, build_trained_model
+from insurance_pipeline.core.modeling.pipeline import hyperparameters
 from insurance_pipeline.core.modeling.search import MAX_SEARCH_ROWS, SearchBudget, SearchResult
 from insurance_pipeline.core.trust.files import file_statement
 from insurance_pipeline.defs._steps import (
@@ -157,6 +158,7 @@ def log_to_mlflow(
         model=model.pipeline,
         params={
             "pipeline": model.description,
+            **hyperparameters(model.pipeline),
             "train_rows": len(split.train),
             "split_seed": split.seed,
             "test_fraction": split.test_fraction,

@@ -15,10 +15,10 @@ from insurance_pipeline.serving.dependencies import StateDep
 from insurance_pipeline.serving.schemas import (
     HealthStatus,
     HealthStatusResponse,
-    ReadinessResponse,
     ReadinessStatus,
-    StartupResponse,
+    ReadinessStatusResponse,
     StartupStatus,
+    StartupStatusResponse,
 )
 from insurance_pipeline.serving.state import ServiceState
 
@@ -56,20 +56,47 @@ def _response(path: str, state: ServiceState) -> JSONResponse:
     return JSONResponse(status_code=status, content=body)
 
 
+# The original's route names (so its operation ids and summaries) and docstrings; where this
+# service answers differently, the docstring says so.
+
+
 @router.get(
     "", response_model=HealthStatusResponse, responses={503: {"model": HealthStatusResponse}}
 )
-async def health(state: StateDep):
+async def health_check(state: StateDep):
+    """Check on service health.
+
+    Indicates whether the service process is running. This endpoint will return a 200 status
+    once the service has started, unless its model was refused (503, NOT_HEALTHY), so that an
+    orchestrator replaces it.
+    """
     return _response(PREFIX, state)
 
 
 @router.get(
-    "/ready", response_model=ReadinessResponse, responses={503: {"model": ReadinessResponse}}
+    "/ready",
+    response_model=ReadinessStatusResponse,
+    responses={503: {"model": ReadinessStatusResponse}},
 )
-async def readiness(state: StateDep):
+async def readiness_check(state: StateDep):
+    """Check on service readiness.
+
+    Indicates whether the service is ready to respond to requests. This endpoint will return a
+    200 status only if the model has been loaded and verified without errors, and until the
+    service begins to shut down.
+    """
     return _response(PREFIX + "/ready", state)
 
 
-@router.get("/startup", response_model=StartupResponse, responses={503: {"model": StartupResponse}})
-async def startup(state: StateDep):
+@router.get(
+    "/startup",
+    response_model=StartupStatusResponse,
+    responses={503: {"model": StartupStatusResponse}},
+)
+async def startup_check(state: StateDep):
+    """Check on service startup.
+
+    Indicates whether the service is started. This endpoint will return a 200 status once
+    loading the model has finished, with or without errors.
+    """
     return _response(PREFIX + "/startup", state)

@@ -14,18 +14,18 @@ from fastapi import APIRouter, Body, Path
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
-from insurance_pipeline.domain.schema import MODEL_NAME
+from insurance_pipeline.domain.schema import MODEL_DESCRIPTION, MODEL_DISPLAY_NAME, MODEL_NAME
 from insurance_pipeline.serving.dependencies import ModelDep, StateDep
 from insurance_pipeline.serving.errors import METADATA_ERRORS, PREDICTION_ERRORS, ServiceFailure
 from insurance_pipeline.serving.schemas import (
     MAX_BATCH,
     InsuranceChargesModelInput,
     InsuranceChargesModelOutput,
-    ModelCollection,
     ModelDetails,
+    ModelDetailsCollection,
     ModelMetadata,
 )
-from insurance_pipeline.serving.state import DISPLAY_NAME, ServedModel, batch_body, charges_body
+from insurance_pipeline.serving.state import ServedModel, batch_body, charges_body
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 PREDICTION_PATH = f"/api/models/{MODEL_NAME}/prediction"
@@ -34,25 +34,35 @@ BATCH_PATH = f"/api/models/{MODEL_NAME}/predictions"
 
 def _metadata(model: ServedModel) -> ModelDetails:
     return ModelDetails(
-        display_name=DISPLAY_NAME,
+        display_name=MODEL_DISPLAY_NAME,
         qualified_name=MODEL_NAME,
-        description=model.manifest.description,
+        description=MODEL_DESCRIPTION,
         version=model.version,
     )
 
 
-@router.get("", response_model=ModelCollection)
-async def models(state: StateDep):
+@router.get("", response_model=ModelDetailsCollection)
+async def get_models(state: StateDep):
+    """List of models available.
+
+    This endpoint returns details about all the models currently loaded in the service (none
+    until the model is loaded and verified).
+    """
     listed = [] if state.model is None else [_metadata(state.model)]
-    return ModelCollection(models=listed)
+    return ModelDetailsCollection(models=listed)
 
 
 @router.get(
     "/{model_qualified_name}/metadata", response_model=ModelMetadata, responses=METADATA_ERRORS
 )
-async def metadata(
+async def get_model_metadata(
     model_qualified_name: Annotated[str, Path(examples=[MODEL_NAME])], state: StateDep
 ):
+    """Return metadata about a single model.
+
+    This endpoint returns metadata about the model loaded in the service, with its input and
+    output schemas.
+    """
     if model_qualified_name != MODEL_NAME:
         raise ServiceFailure(404, "ModelNotFound", f"no model named {model_qualified_name!r}")
     if state.model is None:
@@ -68,6 +78,8 @@ async def metadata(
     f"/{MODEL_NAME}/prediction",
     response_model=InsuranceChargesModelOutput,
     responses=PREDICTION_ERRORS,
+    name="PredictionController",  # the original's, so its operation id and summary
+    description=MODEL_DESCRIPTION,
 )
 async def prediction(body: InsuranceChargesModelInput, model: ModelDep):
     """The fast path (`serving.fast_path`) answers well-formed requests before they get here;

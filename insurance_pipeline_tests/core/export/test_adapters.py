@@ -5,8 +5,27 @@ on inputs exactly at its split thresholds, and with missing values imputed as se
 import numpy as np
 import pytest
 from lightgbm import LGBMRegressor
-from sklearn.ensemble import GradientBoostingRegressor, VotingRegressor
-from sklearn.linear_model import ElasticNet, Ridge
+from sklearn.decomposition import PCA
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingRegressor,
+    RandomForestRegressor,
+    VotingRegressor,
+)
+from sklearn.feature_selection import SelectPercentile, VarianceThreshold, f_regression
+from sklearn.linear_model import (
+    ARDRegression,
+    ElasticNet,
+    ElasticNetCV,
+    LassoLarsCV,
+    Ridge,
+    RidgeCV,
+    SGDRegressor,
+)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
+from sklearn.svm import LinearSVR
+from sklearn.tree import DecisionTreeRegressor
 from xgboost import XGBRegressor
 
 from insurance_pipeline.core.export import ADAPTERS, compile_regressor
@@ -51,13 +70,60 @@ FAMILIES = {
     ),
     "XGBoost": lambda s: XGBRegressor(n_estimators=40, max_depth=4, n_jobs=1, random_state=s),
     "linear": lambda s: ElasticNet(alpha=0.3, max_iter=10_000, random_state=s),
+    # TPOT's default regression space: averaged trees at every depth, one tree, the linear
+    # models behind its scalers, selectors and PCA, and selections before trees
+    "RandomForest": lambda s: RandomForestRegressor(n_estimators=20, random_state=s),
+    "RandomForest shallow": lambda s: RandomForestRegressor(
+        n_estimators=15, max_depth=s + 1, max_features=0.5, random_state=s
+    ),
+    "ExtraTrees": lambda s: ExtraTreesRegressor(n_estimators=20, min_samples_leaf=s + 1),
+    "DecisionTree": lambda s: DecisionTreeRegressor(max_depth=[None, 3, 8][s], random_state=s),
+    "LinearSVR behind StandardScaler": lambda s: make_pipeline(
+        StandardScaler(), LinearSVR(C=10.0, max_iter=20_000, random_state=s)
+    ),
+    "SGD behind MinMaxScaler": lambda s: make_pipeline(
+        MinMaxScaler(), SGDRegressor(max_iter=2000, random_state=s)
+    ),
+    "LassoLarsCV behind RobustScaler": lambda s: make_pipeline(RobustScaler(), LassoLarsCV()),
+    "ElasticNetCV behind MaxAbsScaler": lambda s: make_pipeline(
+        MaxAbsScaler(), ElasticNetCV(cv=3, random_state=s)
+    ),
+    "RidgeCV behind PCA": lambda s: make_pipeline(PCA(n_components=4, whiten=bool(s)), RidgeCV()),
+    "ARD behind a selector": lambda s: make_pipeline(
+        SelectPercentile(f_regression, percentile=50), ARDRegression()
+    ),
+    "RandomForest behind selectors": lambda s: make_pipeline(
+        VarianceThreshold(),
+        SelectPercentile(f_regression, percentile=70),
+        RandomForestRegressor(n_estimators=10, random_state=s),
+    ),
 }
 
 
 def test_every_adapter_is_registered_for_its_estimator():
-    assert {"GradientBoostingRegressor", "LGBMRegressor", "XGBRegressor", "ElasticNet"} <= set(
-        ADAPTERS
-    )
+    assert {
+        "GradientBoostingRegressor",
+        "LGBMRegressor",
+        "XGBRegressor",
+        "ElasticNet",
+        "RandomForestRegressor",
+        "ExtraTreesRegressor",
+        "DecisionTreeRegressor",
+        "LinearSVR",
+        "SGDRegressor",
+        "LassoLarsCV",
+        "ElasticNetCV",
+        "RidgeCV",
+    } <= set(ADAPTERS)
+
+
+def test_a_tree_behind_a_scaler_is_refused_by_name():
+    from insurance_pipeline.core.export import UnsupportedForServing
+
+    X, y = random_data(3)
+    model = make_pipeline(StandardScaler(), DecisionTreeRegressor(max_depth=3)).fit(X, y)
+    with pytest.raises(UnsupportedForServing, match="DecisionTreeRegressor behind a scaler"):
+        compile_regressor(model, N_FEATURES)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

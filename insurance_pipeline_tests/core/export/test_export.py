@@ -60,6 +60,8 @@ REGRESSORS = {
     ),
     "elasticnet": lambda: ElasticNet(alpha=0.1, l1_ratio=0.5, max_iter=20000),
     "wrapped": lambda: Pipeline([("skip", "passthrough"), ("gbr", GradientBoostingRegressor())]),
+    "random-forest": lambda: RandomForestRegressor(n_estimators=30, random_state=0),
+    "scaled-linear": lambda: Pipeline([("scale", StandardScaler()), ("linear", ElasticNet())]),
 }
 
 
@@ -102,13 +104,19 @@ def test_reference_rows_cover_every_category_and_bound():
 
 
 def test_an_estimator_without_a_numpy_form_is_refused_by_name(fitted_features):
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.preprocessing import PolynomialFeatures
+
     features, _, Xf, y = fitted_features
-    forest = RandomForestRegressor(n_estimators=5, random_state=0).fit(Xf, y)
-    with pytest.raises(UnsupportedForServing, match="RandomForestRegressor"):
-        export_pipeline(assemble_model(features, forest))
+    neighbours = KNeighborsRegressor().fit(Xf, y)
+    with pytest.raises(UnsupportedForServing, match="KNeighborsRegressor"):
+        export_pipeline(assemble_model(features, neighbours))
     scaled = Pipeline([("scale", StandardScaler()), ("gbr", GradientBoostingRegressor())])
-    with pytest.raises(UnsupportedForServing, match="'scale' is .*StandardScaler"):
+    with pytest.raises(UnsupportedForServing, match="GradientBoostingRegressor behind a scaler"):
         export_pipeline(assemble_model(features, scaled.fit(Xf, y)))
+    squared = Pipeline([("poly", PolynomialFeatures()), ("linear", ElasticNet())])
+    with pytest.raises(UnsupportedForServing, match="'poly' is .*PolynomialFeatures"):
+        export_pipeline(assemble_model(features, squared.fit(Xf, y)))
 
 
 def test_a_real_tpot_search_result_exports(fitted_features):

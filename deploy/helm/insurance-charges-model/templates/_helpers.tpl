@@ -14,7 +14,8 @@ app: {{ .Values.appLabel }}
 {{ include "icm.selectorLabels" . }}
 app.kubernetes.io/name: {{ .Values.appLabel }}
 app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- /* What runs: the model's registry version, as the image's version label says. */}}
+app.kubernetes.io/version: {{ .Values.model.version | default .Chart.AppVersion | quote }}
 app.kubernetes.io/component: model-service
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
