@@ -52,20 +52,9 @@ BODY_LIMITS = {models.PREDICTION_PATH: SINGLE_BODY_LIMIT, models.BATCH_PATH: BAT
 log = logging.getLogger("insurance_pipeline.serving")
 
 
-def create_app(
-    settings: ServiceSettings | Path | str | None = None,
-    *,
-    fast_path: bool = True,
-    service_title: str | None = None,
-) -> FastAPI | FrontDoor:
-    """The service for `settings` (or an artifact folder, other settings from the
-    environment): the FastAPI app behind its front door (`serving.front`: probes and
-    predictions on their happy path). `fast_path=False` gives the FastAPI app alone, which
-    answers every request through its routes. `service_title` (the REST_CONFIG file's, as the
-    original's) titles the API."""
-    if not isinstance(settings, ServiceSettings):
-        settings = ServiceSettings(**({"artifact_dir": settings} if settings else {}))
-    title = service_title or SERVICE_TITLE
+def _lifespan(settings: ServiceSettings):
+    """Load and check the model at startup (the original's "Loaded …", "Created endpoint …"
+    records, or its refusal); drain the model threads and write the last records at the end."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -86,12 +75,30 @@ def create_app(
         app.state.model_threads.shutdown(wait=True)
         flush_logs()
 
+    return lifespan
+
+
+def create_app(
+    settings: ServiceSettings | Path | str | None = None,
+    *,
+    fast_path: bool = True,
+    service_title: str | None = None,
+) -> FastAPI | FrontDoor:
+    """The service for `settings` (or an artifact folder, other settings from the
+    environment): the FastAPI app behind its front door (`serving.front`: probes and
+    predictions on their happy path). `fast_path=False` gives the FastAPI app alone, which
+    answers every request through its routes. `service_title` (the REST_CONFIG file's, as the
+    original's) titles the API."""
+    if not isinstance(settings, ServiceSettings):
+        settings = ServiceSettings(**({"artifact_dir": settings} if settings else {}))
+    title = service_title or SERVICE_TITLE
+
     log.info("Creating FastAPI app for: '%s'.", title)
     app = FastAPI(
         title=title,
         version=SERVICE_VERSION,
         description=DESCRIPTION,
-        lifespan=lifespan,
+        lifespan=_lifespan(settings),
     )
     app.state.service = ServiceState()
     install_error_handlers(app)
