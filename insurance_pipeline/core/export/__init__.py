@@ -13,7 +13,6 @@ the same rows again when it loads the file.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,7 +33,7 @@ from insurance_pipeline.core.export import (
     sklearn_trees,
     xgboost_trees,
 )
-from insurance_pipeline.core.export.transforms import Affine, step_map, through
+from insurance_pipeline.core.export.transforms import Columns, apply_step, through
 from insurance_pipeline.core.export.trees import (
     Member,
     UnsupportedForServing,
@@ -96,23 +95,30 @@ def _voting_weights(blend) -> list[float]:
     return [float(weights[i]) for i in kept]
 
 
-def _members(estimator, weight: float, steps: Affine) -> Iterator[tuple[float, object, Affine]]:
-    """(weight, estimator, the map from the pipeline's features to its inputs) for each
-    model whose predictions are summed."""
+def members_of(estimator, weight: float, columns: Columns) -> list[Member]:
+    """The members whose predictions sum to `weight` times `estimator`'s, which reads
+    `columns`, as members of the pipeline's input features."""
     kind = type(estimator).__name__
     if kind == "Pipeline":
         *before, (_, last) = estimator.steps
         for name, step in before:
-            if step not in (None, "passthrough"):
-                steps = steps.then(step_map(name, step, steps.matrix.shape[1]))
-        yield from _members(last, weight, steps)
-    elif kind == "VotingRegressor":
+            columns = apply_step(name, step, columns, members_of)
+        return members_of(last, weight, columns)
+    if kind == "VotingRegressor":
         weights = _voting_weights(estimator)
         total = sum(weights)
-        for member, w in zip(estimator.estimators_, weights, strict=True):
-            yield from _members(member, weight * w / total, steps)
-    else:
-        yield weight, estimator, steps
+        return [
+            m
+            for member, w in zip(estimator.estimators_, weights, strict=True)
+            for m in members_of(member, weight * w / total, columns)
+        ]
+    adapter = ADAPTERS.get(kind)
+    if adapter is None:
+        raise UnsupportedForServing(
+            f"{type_name(estimator)} has no numpy form for serving; the search spaces "
+            f"'insurance', 'boosted' and 'baseline' choose only supported models"
+        )
+    return through(adapter.compile_member(estimator, weight), columns, estimator)
 
 
 def compile_regressor(regressor, n_features: int) -> Regressor:
@@ -120,14 +126,7 @@ def compile_regressor(regressor, n_features: int) -> Regressor:
     it); float64-summed trees share one forest, each float32-summed member (XGBoost) keeps
     its own."""
     offset, shared, forests, coef = 0.0, [], [], np.zeros(n_features)
-    for weight, estimator, steps in _members(regressor, 1.0, Affine.identity(n_features)):
-        adapter = ADAPTERS.get(type(estimator).__name__)
-        if adapter is None:
-            raise UnsupportedForServing(
-                f"{type_name(estimator)} has no numpy form for serving; the search spaces "
-                f"'insurance', 'boosted' and 'baseline' choose only supported models"
-            )
-        member: Member = through(adapter.compile_member(estimator, weight), steps, estimator)
+    for member in members_of(regressor, 1.0, Columns.identity(n_features)):
         offset += member.offset
         if member.coef is not None:
             coef += member.coef
@@ -141,7 +140,7 @@ def compile_regressor(regressor, n_features: int) -> Regressor:
                     float32_sum=True,
                 )
             )
-        else:
+        elif member.trees:
             shared += member.trees
     if shared:
         forests.insert(0, forest(shared, n_features))

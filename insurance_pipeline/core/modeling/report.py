@@ -28,7 +28,34 @@ def _render(visualizer_cls, model, X_train, y_train, X_test, y_test) -> bytes:
         return _draw(plt, visualizer_cls, model, X_train, y_train, X_test, y_test)
 
 
+def _scored(model):
+    """`model` as yellowbrick needs it: a regressor with `score`. A Pipeline whose last step
+    cannot score (TPOT's GraphPipeline) is wrapped: r² of its predictions, scikit-learn's."""
+    from sklearn.base import BaseEstimator, RegressorMixin
+
+    last = model.steps[-1][1] if hasattr(model, "steps") else model
+    if hasattr(last, "score"):
+        return model
+
+    class Scored(RegressorMixin, BaseEstimator):
+        def __init__(self, fitted=None):
+            self.fitted = fitted
+
+        def __sklearn_is_fitted__(self) -> bool:
+            return True
+
+        def fit(self, X, y=None):
+            return self
+
+        def predict(self, X):
+            return self.fitted.predict(X)
+
+    Scored.__name__ = type(last).__name__  # the plots' titles name the chosen pipeline
+    return Scored(model)
+
+
 def _draw(plt, visualizer_cls, model, X_train, y_train, X_test, y_test) -> bytes:
+    model = _scored(model)
     fig, ax = plt.subplots(figsize=(7, 5))
     try:
         # force_model: yellowbrick 1.5 does not recognise a fitted Pipeline as a regressor

@@ -22,10 +22,11 @@ from sklearn.linear_model import (
     RidgeCV,
     SGDRegressor,
 )
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.preprocessing import MaxAbsScaler, MinMaxScaler, RobustScaler, StandardScaler
 from sklearn.svm import LinearSVR
 from sklearn.tree import DecisionTreeRegressor
+from tpot.builtin_modules import EstimatorTransformer, Passthrough, SkipTransformer
 from xgboost import XGBRegressor
 
 from insurance_pipeline.core.export import ADAPTERS, compile_regressor
@@ -92,6 +93,35 @@ FAMILIES = {
     "ARD behind a selector": lambda s: make_pipeline(
         SelectPercentile(f_regression, percentile=50), ARDRegression()
     ),
+    # TPOT's linear spaces: Passthrough, SkipTransformer, FeatureUnion and an inner
+    # estimator's prediction as a feature (EstimatorTransformer), as its pipelines nest them
+    "TPOT linear pipeline": lambda s: make_pipeline(
+        VarianceThreshold(),
+        FeatureUnion([("skip", SkipTransformer()), ("pass", Passthrough())]),
+        FeatureUnion(
+            [
+                (
+                    "tree",
+                    FeatureUnion(
+                        [
+                            (
+                                "est",
+                                EstimatorTransformer(
+                                    DecisionTreeRegressor(max_depth=4 + s, random_state=s),
+                                    cross_val_predict_cv=3,
+                                ),
+                            )
+                        ]
+                    ),
+                ),
+                ("linear", EstimatorTransformer(make_pipeline(StandardScaler(), RidgeCV()))),
+                ("xgb", EstimatorTransformer(XGBRegressor(n_estimators=10, max_depth=3))),
+                ("pass", Passthrough()),
+            ]
+        ),
+        StandardScaler(),  # after the predictions: scales them too
+        LinearSVR(C=10.0, max_iter=20_000, random_state=s),
+    ),
     "RandomForest behind selectors": lambda s: make_pipeline(
         VarianceThreshold(),
         SelectPercentile(f_regression, percentile=70),
@@ -124,6 +154,12 @@ def test_a_tree_behind_a_scaler_is_refused_by_name():
     model = make_pipeline(StandardScaler(), DecisionTreeRegressor(max_depth=3)).fit(X, y)
     with pytest.raises(UnsupportedForServing, match="DecisionTreeRegressor behind a scaler"):
         compile_regressor(model, N_FEATURES)
+    stacked = make_pipeline(
+        FeatureUnion([("est", EstimatorTransformer(RidgeCV())), ("pass", Passthrough())]),
+        DecisionTreeRegressor(max_depth=3),
+    ).fit(X, y)
+    with pytest.raises(UnsupportedForServing, match="behind a scaler, projection or inner"):
+        compile_regressor(stacked, N_FEATURES)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
