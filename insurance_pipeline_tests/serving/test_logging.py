@@ -17,6 +17,7 @@ from insurance_pipeline.serving.logging import (
     DroppingQueueHandler,
     JsonLineFormatter,
 )
+from insurance_pipeline.serving.schemas import EXAMPLE_INPUT
 
 pytestmark = pytest.mark.servers
 
@@ -76,14 +77,7 @@ def test_the_fast_prediction_records_are_the_records_logging_writes():
     service_logging.configure_logging("INFO", stream=stream)
     try:
         log = service_logging.PredictionLog("insurance_charges_model", "7")
-        row = {
-            "age": 35,
-            "sex": "female",
-            "bmi": 27.5,
-            "children": 1,
-            "smoker": False,
-            "region": "southeast",
-        }
+        row = dict(EXAMPLE_INPUT)
         log.requested(row)
         log.created(1234.5)
         log.requested([row, row])
