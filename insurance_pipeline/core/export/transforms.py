@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from insurance_pipeline.core.export.trees import Member, UnsupportedForServing, type_name
+from insurance_pipeline.core.export.trees import Member, Tree, UnsupportedForServing, type_name
 
 SCALERS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
 SELECTORS = (
@@ -40,13 +40,25 @@ class Affine:
 
     matrix: np.ndarray  # n_in x n_out
     shift: np.ndarray  # n_out
+    # Per output column, when it is one input column through increasing elementwise steps:
+    # (that column, the steps as scikit-learn computes them, e.g. (("sub", m), ("div", s)));
+    # None for a column that mixes inputs (PCA) or is predicted. Trees read these exactly.
+    chains: tuple | None = None
 
     @classmethod
     def identity(cls, n: int) -> Affine:
-        return cls(np.eye(n), np.zeros(n))
+        return cls(np.eye(n), np.zeros(n), tuple((i, ()) for i in range(n)))
 
     def then(self, step: Affine) -> Affine:
-        return Affine(self.matrix @ step.matrix, self.shift @ step.matrix + step.shift)
+        chains = None
+        if self.chains is not None and step.chains is not None:
+            chains = tuple(
+                None
+                if link is None or self.chains[link[0]] is None
+                else (self.chains[link[0]][0], self.chains[link[0]][1] + link[1])
+                for link in step.chains
+            )
+        return Affine(self.matrix @ step.matrix, self.shift @ step.matrix + step.shift, chains)
 
     def columns(self) -> np.ndarray | None:
         """The input column each output is, when the map only picks columns; else None."""
@@ -63,19 +75,23 @@ def step_map(name: str, step, n_in: int) -> Affine:
     ones, zeros = np.ones(n_in), np.zeros(n_in)
     if kind in SELECTORS:
         keep = step.get_support(indices=True)
-        return Affine(np.eye(n_in)[:, keep], np.zeros(len(keep)))
+        return Affine(np.eye(n_in)[:, keep], np.zeros(len(keep)), tuple((int(k), ()) for k in keep))
     if kind == "StandardScaler":
         scale = step.scale_ if step.scale_ is not None else ones
         mean = step.mean_ if step.with_mean else zeros
-        return _diagonal(1.0 / scale, -mean / scale)
+        ops = (("sub", mean),) * step.with_mean + (("div", scale),) * (step.scale_ is not None)
+        return _diagonal(1.0 / scale, -mean / scale, ops)
     if kind == "MinMaxScaler" and not step.clip:
-        return _diagonal(step.scale_, step.min_)
+        return _diagonal(step.scale_, step.min_, (("mul", step.scale_), ("add", step.min_)))
     if kind == "MaxAbsScaler":
-        return _diagonal(1.0 / step.scale_, zeros)
+        return _diagonal(1.0 / step.scale_, zeros, (("div", step.scale_),))
     if kind == "RobustScaler":
         scale = step.scale_ if step.scale_ is not None else ones
         center = step.center_ if step.center_ is not None else zeros
-        return _diagonal(1.0 / scale, -center / scale)
+        ops = (("sub", center),) * (step.center_ is not None) + (("div", scale),) * (
+            step.scale_ is not None
+        )
+        return _diagonal(1.0 / scale, -center / scale, ops)
     if kind == "PCA":
         matrix = step.components_.T.copy()
         if step.whiten:
@@ -84,8 +100,61 @@ def step_map(name: str, step, n_in: int) -> Affine:
     raise UnsupportedForServing(f"regressor step {name!r} is {type_name(step)}")
 
 
-def _diagonal(scale: np.ndarray, shift: np.ndarray) -> Affine:
-    return Affine(np.diag(np.asarray(scale, dtype=float)), np.asarray(shift, dtype=float))
+def _diagonal(scale: np.ndarray, shift: np.ndarray, ops: tuple) -> Affine:
+    """A per-column scaling; `ops` the elementwise steps scikit-learn takes, in its order.
+    A column whose multiplier is not positive is no increasing chain (trees cannot read it)."""
+    scale = np.asarray(scale, dtype=float)
+    chains = tuple(
+        (j, tuple((op, float(np.ravel(v)[j])) for op, v in ops)) if scale[j] > 0 else None
+        for j in range(len(scale))
+    )
+    return Affine(np.diag(scale), np.asarray(shift, dtype=float), chains)
+
+
+_FLOAT64 = np.finfo(np.float64)
+_SIGN = np.uint64(1 << 63)
+
+
+def _ordered(x: np.ndarray) -> np.ndarray:
+    """float64 -> uint64 keys in the floats' order (-0.0 and 0.0 alike)."""
+    bits = x.view(np.uint64)
+    negative = (bits & _SIGN) != 0
+    return np.where(negative, _SIGN - (bits & ~_SIGN), _SIGN + bits)
+
+
+def _unordered(keys: np.ndarray) -> np.ndarray:
+    negative = keys < _SIGN
+    bits = np.where(negative, (_SIGN - keys) | _SIGN, keys - _SIGN)
+    return bits.view(np.float64)
+
+
+_STEPS = {"sub": np.subtract, "div": np.divide, "mul": np.multiply, "add": np.add}
+
+
+def _through_steps(x: np.ndarray, ops: tuple, float32: bool) -> np.ndarray:
+    """What a tree compares for input `x`: scikit-learn's steps in float64, then (for the
+    libraries that do) rounded to float32."""
+    for op, value in ops:
+        x = _STEPS[op](x, value)
+    return x.astype(np.float32).astype(np.float64) if float32 else x
+
+
+def raw_thresholds(thresholds: np.ndarray, ops: tuple, float32: bool = True) -> np.ndarray:
+    """For each threshold t, the largest float64 input x whose transformed, float32-rounded
+    value is still <= t: a node that went left for `step(x) <= t` goes left for `x <= T`
+    exactly, since every step is increasing. Found by bisection over the floats' order."""
+    t = np.asarray(thresholds, dtype=np.float64)
+    low = np.full(t.shape, _ordered(np.array([-_FLOAT64.max]))[0])
+    high = np.full(t.shape, _ordered(np.array([_FLOAT64.max]))[0])
+    left = lambda keys: _through_steps(_unordered(keys), ops, float32) <= t  # noqa: E731
+    none, every = ~left(low), left(high)
+    while np.any(high - low > 1):
+        middle = low + (high - low) // np.uint64(2)
+        goes_left = left(middle)
+        low = np.where(goes_left, middle, low)
+        high = np.where(goes_left, high, middle)
+    found = _unordered(low)
+    return np.where(none, -_FLOAT64.max, np.where(every, _FLOAT64.max, found))
 
 
 @dataclass(frozen=True)
@@ -125,11 +194,13 @@ class Columns:
     @staticmethod
     def joined(parts: list[Columns], n_in: int) -> Columns:
         if not parts:
-            return Columns(Affine(np.zeros((n_in, 0)), np.zeros(0)), ())
+            return Columns(Affine(np.zeros((n_in, 0)), np.zeros(0), ()), ())
+        chains = [p.affine.chains for p in parts]
         return Columns(
             Affine(
                 np.hstack([p.affine.matrix for p in parts]),
                 np.concatenate([p.affine.shift for p in parts]),
+                None if any(c is None for c in chains) else tuple(x for c in chains for x in c),
             ),
             tuple(m for p in parts for m in p.members),
         )
@@ -167,7 +238,7 @@ def apply_step(name: str, step, columns: Columns, members_of) -> Columns:
                 "does not hand on its predictions"
             )
         predicted = Columns(
-            Affine(np.zeros((n_in, 1)), np.zeros(1)),
+            Affine(np.zeros((n_in, 1)), np.zeros(1), (None,)),
             (tuple(members_of(inner, 1.0, columns)),),
         )
         return Columns.joined([predicted, columns] if step.passthrough else [predicted], n_in)
@@ -209,12 +280,28 @@ def through(member: Member, columns: Columns, estimator) -> list[Member]:
             weight=member.weight,
         )
     if member.trees:
-        picks = columns.affine.columns()
-        if picks is None or columns.predicted:
-            raise UnsupportedForServing(
-                f"{type_name(estimator)} behind a scaler, projection or inner estimator: "
-                "trees compare the features themselves; only column selections may stand "
-                "before them"
-            )
-        member.trees[:] = [tree.on_columns(picks) for tree in member.trees]
+        member.trees[:] = [_read_inputs(tree, columns, estimator) for tree in member.trees]
     return [member, *found]
+
+
+def _read_inputs(tree: Tree, columns: Columns, estimator) -> Tree:
+    """`tree`, which reads the columns, as a tree of the pipeline's input features: a column
+    picked as it is keeps its threshold; one scaled on the way gets the input threshold that
+    splits exactly where the scaled, float32-rounded value splits (`raw_thresholds`)."""
+    chains = columns.affine.chains
+    inner = ~(tree.left < 0)
+    used = np.unique(tree.feature[inner])
+    if chains is None or any(chains[j] is None for j in used):
+        raise UnsupportedForServing(
+            f"{type_name(estimator)} behind a projection or an inner estimator: trees can "
+            "read only features selected or scaled one by one"
+        )
+    if all(not chains[j][1] for j in used):  # picked as they are: scikit-learn's comparison
+        return tree.on_columns(np.array([c[0] if c else 0 for c in chains]))
+    feature, threshold = tree.feature.copy(), tree.threshold.astype(float).copy()
+    for j in used:
+        nodes = inner & (tree.feature == j)
+        source, ops = chains[j]
+        threshold[nodes] = raw_thresholds(tree.threshold[nodes], ops, tree.float32)
+        feature[nodes] = source
+    return Tree(feature, threshold, tree.left, tree.right, tree.value, float32=False)

@@ -122,6 +122,22 @@ FAMILIES = {
         StandardScaler(),  # after the predictions: scales them too
         LinearSVR(C=10.0, max_iter=20_000, random_state=s),
     ),
+    # trees behind scalers: each threshold mapped back to the exact input split
+    "DecisionTree behind StandardScaler": lambda s: make_pipeline(
+        StandardScaler(), DecisionTreeRegressor(max_depth=[None, 4, 8][s], random_state=s)
+    ),
+    "RandomForest behind MinMaxScaler and RobustScaler": lambda s: make_pipeline(
+        MinMaxScaler(), RobustScaler(), RandomForestRegressor(n_estimators=10, random_state=s)
+    ),
+    "XGBoost and LightGBM behind MaxAbsScaler": lambda s: make_pipeline(
+        MaxAbsScaler(),
+        VotingRegressor(
+            [
+                ("xgb", XGBRegressor(n_estimators=20, max_depth=4, n_jobs=1, random_state=s)),
+                ("lgbm", LGBMRegressor(n_estimators=20, verbose=-1, n_jobs=1, random_state=s)),
+            ]
+        ),
+    ),
     "RandomForest behind selectors": lambda s: make_pipeline(
         VarianceThreshold(),
         SelectPercentile(f_regression, percentile=70),
@@ -147,18 +163,18 @@ def test_every_adapter_is_registered_for_its_estimator():
     } <= set(ADAPTERS)
 
 
-def test_a_tree_behind_a_scaler_is_refused_by_name():
+def test_a_tree_behind_a_projection_or_a_prediction_is_refused_by_name():
     from insurance_pipeline.core.export import UnsupportedForServing
 
     X, y = random_data(3)
-    model = make_pipeline(StandardScaler(), DecisionTreeRegressor(max_depth=3)).fit(X, y)
-    with pytest.raises(UnsupportedForServing, match="DecisionTreeRegressor behind a scaler"):
+    model = make_pipeline(PCA(n_components=3), DecisionTreeRegressor(max_depth=3)).fit(X, y)
+    with pytest.raises(UnsupportedForServing, match="DecisionTreeRegressor behind a projection"):
         compile_regressor(model, N_FEATURES)
     stacked = make_pipeline(
         FeatureUnion([("est", EstimatorTransformer(RidgeCV())), ("pass", Passthrough())]),
         DecisionTreeRegressor(max_depth=3),
     ).fit(X, y)
-    with pytest.raises(UnsupportedForServing, match="behind a scaler, projection or inner"):
+    with pytest.raises(UnsupportedForServing, match="behind a projection or an inner"):
         compile_regressor(stacked, N_FEATURES)
 
 

@@ -4,6 +4,7 @@ reproduces the fitted pipeline on every row of the data and on the reference row
 import numpy as np
 import pytest
 from lightgbm import LGBMRegressor
+from sklearn.decomposition import PCA
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor, VotingRegressor
 from sklearn.linear_model import ElasticNet
 from sklearn.pipeline import Pipeline
@@ -62,6 +63,9 @@ REGRESSORS = {
     "wrapped": lambda: Pipeline([("skip", "passthrough"), ("gbr", GradientBoostingRegressor())]),
     "random-forest": lambda: RandomForestRegressor(n_estimators=30, random_state=0),
     "scaled-linear": lambda: Pipeline([("scale", StandardScaler()), ("linear", ElasticNet())]),
+    "scaled-forest": lambda: Pipeline(
+        [("scale", StandardScaler()), ("forest", RandomForestRegressor(n_estimators=20))]
+    ),
 }
 
 
@@ -111,9 +115,11 @@ def test_an_estimator_without_a_numpy_form_is_refused_by_name(fitted_features):
     neighbours = KNeighborsRegressor().fit(Xf, y)
     with pytest.raises(UnsupportedForServing, match="KNeighborsRegressor"):
         export_pipeline(assemble_model(features, neighbours))
-    scaled = Pipeline([("scale", StandardScaler()), ("gbr", GradientBoostingRegressor())])
-    with pytest.raises(UnsupportedForServing, match="GradientBoostingRegressor behind a scaler"):
-        export_pipeline(assemble_model(features, scaled.fit(Xf, y)))
+    projected = Pipeline([("pca", PCA(n_components=3)), ("gbr", GradientBoostingRegressor())])
+    with pytest.raises(
+        UnsupportedForServing, match="GradientBoostingRegressor behind a projection"
+    ):
+        export_pipeline(assemble_model(features, projected.fit(Xf, y)))
     squared = Pipeline([("poly", PolynomialFeatures()), ("linear", ElasticNet())])
     with pytest.raises(UnsupportedForServing, match="'poly' is .*PolynomialFeatures"):
         export_pipeline(assemble_model(features, squared.fit(Xf, y)))
