@@ -27,7 +27,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
-from tooling.load import parse_wrk, post_script, tree_rss_mib, wrk, wrk_started  # noqa: E402
+from tooling.load import (  # noqa: E402
+    parse_wrk,
+    post_script,
+    side_by_side,
+    tree_rss_mib,
+    wrk,
+    wrk_started,
+)
 from tooling.stack import free_port  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
@@ -84,10 +91,7 @@ def measure(commit: str, args, work: Path, script: Path, trivial_url: str) -> di
         wait_ready(base + "/api/health/ready")
         url = base + PREDICT
         wrk(url, 4, 2, script), wrk(trivial_url, 4, 2, script)  # warm-up
-        runs = {"service": [], "trivial": []}
-        for _ in range(3):
-            runs["trivial"].append(wrk(trivial_url, 4, args.seconds, script))
-            runs["service"].append(wrk(url, 4, args.seconds, script))
+        runs = side_by_side({"trivial": trivial_url, "service": url}, 4, args.seconds, script)
         rss, _ = tree_rss_mib(service.pid)
         flood = wrk_started(url, 64, args.seconds + 3, script)
         time.sleep(1.5)

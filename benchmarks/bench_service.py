@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from _docs import update_docs_section  # noqa: E402
 
 from insurance_pipeline.serving.schemas import EXAMPLE_INPUT  # noqa: E402
-from tooling.load import post_script, tree_rss_mib, wrk  # noqa: E402
+from tooling.load import post_script, side_by_side, tree_rss_mib, wrk  # noqa: E402
 from tooling.stack import free_port  # noqa: E402
 
 PREDICT = "/api/models/insurance_charges_model/prediction"
@@ -145,10 +145,7 @@ def measure_http(args, script: Path, serve, trivial, service_port: int, trivial_
     service_url = f"http://127.0.0.1:{service_port}{PREDICT}"
     trivial_url = f"http://127.0.0.1:{trivial_port}/p"
     wrk(service_url, 4, 3, script), wrk(trivial_url, 4, 3, script)  # warm-up
-    runs = {"service": [], "trivial": []}
-    for _ in range(3):
-        runs["trivial"].append(wrk(trivial_url, 4, args.seconds, script))
-        runs["service"].append(wrk(service_url, 4, args.seconds, script))
+    runs = side_by_side({"trivial": trivial_url, "service": service_url}, 4, args.seconds, script)
     rss, processes = tree_rss_mib(serve.pid)
     saturating = subprocess.Popen(
         ["wrk", "-t1", "-c64", "-d20s", "-s", str(script), service_url],

@@ -76,6 +76,18 @@ def wrk(url: str, connections: int, seconds: float, script: Path | None = None) 
     return parse_wrk(out)
 
 
+def side_by_side(
+    urls: dict[str, str], connections: int, seconds: float, script: Path, rounds: int = 3
+) -> dict[str, list[dict]]:
+    """`rounds` wrk runs of each url, interleaved in the order given, so that each figure
+    has its reference measured beside it (this machine's speed drifts): {name: [runs]}."""
+    runs: dict[str, list[dict]] = {name: [] for name in urls}
+    for _ in range(rounds):
+        for name, url in urls.items():
+            runs[name].append(wrk(url, connections, seconds, script))
+    return runs
+
+
 def wrk_started(url: str, connections: int, seconds: float, script: Path | None = None):
     """A wrk run in the background; `parse_wrk(process.communicate()[0])` when it ends."""
     argv = wrk_argv(url, connections, seconds, script)

@@ -27,7 +27,7 @@ from fastapi import FastAPI
 
 from insurance_pipeline.serving.errors import error_body
 from insurance_pipeline.serving.fast_path import Declined, many_body, single_body
-from insurance_pipeline.serving.limits import read_body
+from insurance_pipeline.serving.limits import read_body, replayed
 from insurance_pipeline.serving.routers.health import PROBE_PATHS, probe
 from insurance_pipeline.serving.state import PredictionError
 
@@ -90,7 +90,7 @@ class FrontDoor:
                 )
                 status = 200
         except Declined:  # not JSON, or invalid: the app says why
-            return await self.api(scope, _replay(body, receive), send)
+            return await self.api(scope, replayed(body, receive), send)
         except PredictionError as error:
             status, payload = 500, error_body("ServiceError", str(error))
         except Exception:  # noqa: BLE001 - as the app's own handler answers it
@@ -108,16 +108,3 @@ async def _answer(send, status: int, payload: bytes) -> None:
         }
     )
     await send({"type": "http.response.body", "body": payload})
-
-
-def _replay(body: bytes, receive):
-    sent = False
-
-    async def replay():
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -24,16 +24,22 @@ class BodyLimits:
         body = await read_body(scope, receive, send, limit, self.timeout)
         if body is None:
             return  # refused (413, 408) or the client went away
-        replayed = False
+        return await self.app(scope, replayed(body, receive), send)
 
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
 
-        return await self.app(scope, replay, send)
+def replayed(body: bytes, receive):
+    """An ASGI `receive` that hands the application the body already read, once, then
+    whatever the client sends next (a disconnect)."""
+    sent = False
+
+    async def replay():
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def read_body(scope, receive, send, limit: int, timeout: float) -> bytes | None:

@@ -106,31 +106,24 @@ class DroppingQueueHandler(logging.handlers.QueueHandler):
 
     def enqueue(self, record: logging.LogRecord) -> None:
         weight = 1 + sum(len(v) for v in record.__dict__.values() if type(v) is list)
-        with self._count:
-            if self.values + weight > self.max_values:
-                self.dropped += 1
-                return
-            self.values += weight
         setattr(record, _WEIGHT, weight)
-        try:
-            self.queue.put_nowait(record)
-        except queue.Full:
-            self.written(record)
-            with self._count:
-                self.dropped += 1
+        self._put(record, weight)
 
     def enqueue_line(self, text: str, weight: int) -> None:
         """A line already formatted (`JsonLineFormatter.line`), under the same bounds."""
-        line = Line(text, weight)
+        self._put(Line(text, weight), weight)
+
+    def _put(self, item, weight: int) -> None:
+        """Onto the queue when its values fit, else counted as dropped."""
         with self._count:
             if self.values + weight > self.max_values:
                 self.dropped += 1
                 return
             self.values += weight
         try:
-            self.queue.put_nowait(line)
+            self.queue.put_nowait(item)
         except queue.Full:
-            self.written(line)
+            self.written(item)
             with self._count:
                 self.dropped += 1
 

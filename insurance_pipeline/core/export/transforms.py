@@ -60,14 +60,6 @@ class Affine:
             )
         return Affine(self.matrix @ step.matrix, self.shift @ step.matrix + step.shift, chains)
 
-    def columns(self) -> np.ndarray | None:
-        """The input column each output is, when the map only picks columns; else None."""
-        m = self.matrix
-        picks = (m == 1.0).sum(axis=0) == 1
-        if self.shift.any() or not picks.all() or np.count_nonzero(m) != m.shape[1]:
-            return None
-        return np.argmax(m, axis=0)
-
 
 def step_map(name: str, step, n_in: int) -> Affine:
     """The fitted transformer `step` as an affine map of its `n_in` inputs."""
@@ -172,10 +164,6 @@ class Columns:
     @property
     def width(self) -> int:
         return self.affine.matrix.shape[1]
-
-    @property
-    def predicted(self) -> bool:
-        return any(m is not None for m in self.members)
 
     def then(self, step: Affine) -> Columns:
         """The columns after an affine step: a column that mixes predicted columns carries
