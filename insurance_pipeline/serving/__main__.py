@@ -59,12 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     title = None
     if settings.rest_config is not None:  # the original's YAML: logging and service_title
         try:
-            title = configure_from_file(settings.rest_config).get("service_title")
+            document = configure_from_file(settings.rest_config, settings.log_level)
+            title = document.get("service_title")
         except LoggingConfigError as error:
             raise SystemExit(str(error)) from None
     else:
         configure_logging(settings.log_level)
-    app = create_app(settings, service_title=title if isinstance(title, str) else None)
+    app = create_app(settings, service_title=title)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -283,10 +283,11 @@ class LoggingConfigError(ValueError):
     """The logging file cannot be used; the message names the file and why."""
 
 
-def configure_from_file(path: str | os.PathLike) -> dict:
+def configure_from_file(path: str | os.PathLike, default_level: str = "INFO") -> dict:
     """Configure logging from the YAML file at `path` (REST_CONFIG): its `logging` section (or
-    the whole file, when it is a dictConfig itself) through `logging.config.dictConfig`.
-    Returns the file's contents (the service reads `service_title` from it)."""
+    the whole file, when it is a dictConfig itself) through `logging.config.dictConfig`; a
+    file without one gets the default configuration at `default_level`. Returns the file's
+    contents (the service reads `service_title` from it)."""
     import logging.config
 
     import yaml
@@ -298,8 +299,11 @@ def configure_from_file(path: str | os.PathLike) -> dict:
         raise LoggingConfigError(f"REST_CONFIG {path}: cannot be read: {error}") from error
     if not isinstance(document, dict):
         raise LoggingConfigError(f"REST_CONFIG {path}: not a mapping of settings")
+    if not isinstance(document.get("service_title", ""), str):
+        raise LoggingConfigError(f"REST_CONFIG {path}: 'service_title' is not a string")
     section = document if "version" in document else document.get("logging")
     if section is None:
+        configure_logging(default_level)
         return document
     if not isinstance(section, dict):
         raise LoggingConfigError(f"REST_CONFIG {path}: 'logging' is not a mapping")

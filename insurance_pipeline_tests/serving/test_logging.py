@@ -166,6 +166,7 @@ def test_logging_from_the_originals_yaml_file_keeps_its_fields_and_order(tmp_pat
         ("logging: [1, 2]", "'logging' is not a mapping"),
         ("logging: {version: 1, handlers: {h: {class: no.such.Handler}}}", "is refused"),
         ("[unclosed", "cannot be read"),
+        ("service_title: [1, 2]", "'service_title' is not a string"),
     ],
 )
 def test_a_bad_logging_file_is_refused_naming_it(tmp_path, content, complaint):
@@ -185,3 +186,26 @@ def test_the_default_records_say_na_for_an_unset_environment_field(monkeypatch):
     monkeypatch.setenv("POD_NAME", "pod-z")
     fields = identity_fields()
     assert fields["app_name"] == "N/A" and fields["pod_name"] == "pod-z"
+
+
+def test_a_file_without_a_logging_section_keeps_the_default_json_lines(tmp_path, monkeypatch):
+    """REST_CONFIG with only `service_title`: the records still go out, as the default."""
+    import logging
+
+    from insurance_pipeline.serving import logging as service_logging
+
+    path = tmp_path / "rest_config.yaml"
+    path.write_text("service_title: Charges\n")
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert service_logging.configure_from_file(path)["service_title"] == "Charges"
+        logging.getLogger("insurance_charges_model_logger").info("Prediction created.")
+        service_logging.flush_logs()
+    finally:
+        root.handlers[:], _ = saved
+        root.setLevel(saved[1])
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["message"] == "Prediction created." and "app_name" in line
